@@ -1,0 +1,49 @@
+//! The WASM component glue: WIT types in, [`crate::map_finding`], WIT types out.
+
+wit_bindgen::generate!({ path: "../../wit", world: "mapper" });
+
+use qualys::respond::types::Scope;
+
+struct DefaultMapper;
+
+impl Guest for DefaultMapper {
+    fn info() -> MapperInfo {
+        MapperInfo {
+            name: crate::NAME.into(),
+            version: crate::VERSION.into(),
+            categories: crate::CATEGORIES.iter().map(|c| c.name.to_string()).collect(),
+        }
+    }
+
+    fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
+        match settings.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(format!("the default mapper takes no settings (got {key:?})")),
+        }
+    }
+
+    fn map_finding(finding: Finding) -> Result<Vec<Policy>, String> {
+        let input = crate::Finding {
+            category: finding.category,
+            namespace: finding.namespace,
+            binary: finding.process.map(|p| p.binary),
+            destination_ip: finding.destination_ip,
+            destination_port: finding.destination_port,
+        };
+        Ok(crate::map_finding(&input)?
+            .into_iter()
+            .map(|p| Policy {
+                template: p.template.into(),
+                technique: p.technique.into(),
+                scope: match p.scope {
+                    crate::Scope::Cluster => Scope::Cluster,
+                    crate::Scope::Namespace(ns) => Scope::Namespace(ns),
+                },
+                indicators: p.indicators,
+                spec: p.spec,
+            })
+            .collect())
+    }
+}
+
+export!(DefaultMapper);

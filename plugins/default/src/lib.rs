@@ -1,0 +1,101 @@
+//! The default Qualys CDR category mappings.
+//!
+//! This crate is built twice: as a WASM component (`wasm32-wasip2`, see
+//! `component.rs`) that `kubectl qualys-respond` embeds and runs sandboxed like
+//! any other mapper, and as a plain Rust library that the benchmarks call
+//! natively as the reference. Both go through [`map_finding`], so they produce
+//! the same policies byte for byte.
+//!
+//! Every policy is written for Tetragon's loader, not just its schema: port
+//! and address matches sit on a `sock` argument of `tcp_connect`, numbers are
+//! numbers, every `matchArgs` index is declared, and `syscall` is always
+//! explicit. Enforcing actions are written as `Sigkill`; the host turns them
+//! into `Post` in audit mode, scopes each policy to containers or to the
+//! affected namespace, and excludes the protected host binaries.
+
+mod net;
+mod rules;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use rules::CATEGORIES;
+
+/// What a rule reads of a finding (a subset of the WIT `finding` record).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finding {
+    /// The category as Qualys names it.
+    pub category: String,
+    /// The affected namespace, if known.
+    pub namespace: Option<String>,
+    /// The executable of the process that triggered the finding.
+    pub binary: Option<String>,
+    /// The remote address, canonical form.
+    pub destination_ip: Option<String>,
+    /// The remote port.
+    pub destination_port: Option<u16>,
+}
+
+/// Where a policy applies (mirrors the WIT `scope` variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every container of the cluster.
+    Cluster,
+    /// The pods of one namespace.
+    Namespace(String),
+}
+
+/// One policy the mapping asks for (mirrors the WIT `policy` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Stable slug naming what the policy does.
+    pub template: &'static str,
+    /// MITRE ATT&CK technique id.
+    pub technique: &'static str,
+    /// Where the policy applies.
+    pub scope: Scope,
+    /// What the policy blocks, for people.
+    pub indicators: Vec<String>,
+    /// The TracingPolicy spec, as JSON.
+    pub spec: String,
+}
+
+/// The mapper's name, as `info` reports it.
+pub const NAME: &str = "default";
+/// The mapper's version, as `info` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Maps one finding to its policies; an error for a category this mapper
+/// does not handle.
+pub fn map_finding(finding: &Finding) -> Result<Vec<Policy>, String> {
+    let key = normalise_category(&finding.category);
+    let rule = CATEGORIES
+        .iter()
+        .find(|c| normalise_category(c.name) == key)
+        .ok_or_else(|| format!("category {:?} is not handled by the default mapper", finding.category))?;
+    let scope = match &finding.namespace {
+        Some(ns) if !ns.is_empty() => Scope::Namespace(ns.clone()),
+        _ => Scope::Cluster,
+    };
+    Ok((rule.build)(finding)
+        .into_iter()
+        .map(|p| Policy {
+            template: p.template,
+            technique: rule.technique,
+            scope: scope.clone(),
+            indicators: p.indicators,
+            spec: p.spec.to_string(),
+        })
+        .collect())
+}
+
+/// Category names compare case-insensitively, with `-` and spaces taken as `_`.
+pub fn normalise_category(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}

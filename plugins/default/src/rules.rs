@@ -1,0 +1,262 @@
+//! One rule per CDR category: which policies answer a finding of it.
+//!
+//! Each rule always emits the same spec *shape* for its template and varies
+//! only the `values` lists, so the host can merge every finding of a category
+//! and scope into one object.
+
+use serde_json::{Value, json};
+
+use crate::Finding;
+use crate::net::{binary_paths, host_cidr, is_link_local, is_public, specific_basename};
+
+/// A category this mapper handles.
+pub struct Category {
+    /// The category as Qualys names it.
+    pub name: &'static str,
+    /// Its MITRE ATT&CK technique.
+    pub technique: &'static str,
+    pub(crate) build: fn(&Finding) -> Vec<Draft>,
+}
+
+/// A policy before the category's technique and scope are attached.
+pub(crate) struct Draft {
+    pub template: &'static str,
+    pub indicators: Vec<String>,
+    pub spec: Value,
+}
+
+/// The categories of the design, with their MITRE techniques.
+pub const CATEGORIES: &[Category] = &[
+    Category { name: "Cloud_Credentials_Accessed_By_Network_Utility", technique: "T1552.005", build: cloud_credentials },
+    Category { name: "Network_Scanning_Utility", technique: "T1046", build: network_scanning },
+    Category { name: "Container_Escape", technique: "T1611", build: container_escape },
+    Category { name: "Privilege_Escalation", technique: "T1548", build: privilege_escalation },
+    Category { name: "Crypto_Mining", technique: "T1496", build: crypto_mining },
+    Category { name: "Reverse_Shell", technique: "T1059.004", build: reverse_shell },
+];
+
+/// Cloud metadata endpoints: AWS/GCP/Azure IPv4 and AWS' IPv6 one.
+const METADATA_CIDRS: &[&str] = &["169.254.169.254/32", "fd00:ec2::254/128"];
+/// Network utilities that fetch credentials from the metadata endpoint.
+const FETCH_UTILITIES: &[&str] = &["/bin/curl", "/usr/bin/curl", "/bin/wget", "/usr/bin/wget"];
+/// Network scanners, matched by the end of the executed path.
+const SCANNERS: &[&str] =
+    &["nmap", "masscan", "zmap", "zgrab", "zgrab2", "nping", "hping3", "rustscan", "naabu", "unicornscan"];
+/// Allowed to open raw sockets: ping needs one in many images.
+const PING: &[&str] = &["/bin/ping", "/usr/bin/ping", "/bin/ping6", "/usr/bin/ping6"];
+/// Ports that mining pools listen on (stratum and its TLS variants).
+const POOL_PORTS: &[u16] = &[3333, 4444, 5555, 7777, 8888, 9999, 14433, 14444, 45560, 45700];
+/// Ports too common to block namespace-wide even when a miner used them.
+const SERVICE_PORTS: &[u16] = &[3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 9090, 9092, 9200, 11211, 27017];
+/// Shells whose outbound connections make a reverse shell.
+const SHELLS: &[&str] = &["/sh", "/bash", "/dash", "/zsh", "/ash", "/ksh"];
+
+fn sigkill() -> Value {
+    json!([{ "action": "Sigkill" }])
+}
+
+fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values.dedup();
+    values
+}
+
+fn tcp_connect(selectors: Value) -> Value {
+    json!({
+        "kprobes": [{
+            "call": "tcp_connect",
+            "syscall": false,
+            "args": [{ "index": 0, "type": "sock" }],
+            "selectors": selectors,
+        }]
+    })
+}
+
+/// The finding's remote address, if it parses.
+fn destination(finding: &Finding) -> Option<std::net::IpAddr> {
+    finding.destination_ip.as_deref()?.parse().ok()
+}
+
+/// A `tcp_connect` policy against the finding's remote peer, when that peer
+/// is a public address (never a cluster, private or loopback one).
+fn peer_addresses(finding: &Finding) -> Option<Draft> {
+    let ip = destination(finding).filter(|ip| is_public(*ip))?;
+    Some(Draft {
+        template: "peer-addresses",
+        indicators: vec![format!("ip:{ip}")],
+        spec: tcp_connect(json!([{
+            "matchArgs": [{ "index": 0, "operator": "DAddr", "values": [host_cidr(ip)] }],
+            "matchActions": sigkill(),
+        }])),
+    })
+}
+
+fn cloud_credentials(finding: &Finding) -> Vec<Draft> {
+    let mut cidrs: Vec<String> = METADATA_CIDRS.iter().map(|c| c.to_string()).collect();
+    if let Some(ip) = destination(finding).filter(|ip| is_link_local(*ip)) {
+        cidrs.push(host_cidr(ip));
+    }
+    let mut binaries: Vec<String> = FETCH_UTILITIES.iter().map(|b| b.to_string()).collect();
+    binaries.extend(finding.binary.as_deref().map(binary_paths).unwrap_or_default());
+    let (cidrs, binaries) = (sorted(cidrs), sorted(binaries));
+    let indicators = cidrs
+        .iter()
+        .map(|c| format!("ip:{}", c.split('/').next().unwrap_or(c)))
+        .chain(binaries.iter().map(|b| format!("binary:{b}")))
+        .collect();
+    vec![Draft {
+        template: "imds-egress",
+        indicators,
+        spec: tcp_connect(json!([{
+            "matchArgs": [{ "index": 0, "operator": "DAddr", "values": cidrs }],
+            "matchBinaries": [{ "operator": "In", "values": binaries }],
+            "matchActions": sigkill(),
+        }])),
+    }]
+}
+
+fn network_scanning(finding: &Finding) -> Vec<Draft> {
+    let mut names: Vec<String> = SCANNERS.iter().map(|s| s.to_string()).collect();
+    names.extend(finding.binary.as_deref().and_then(specific_basename).map(str::to_string));
+    let names = sorted(names);
+    let scanner_exec = Draft {
+        template: "scanner-exec",
+        indicators: names.iter().map(|n| format!("binary:*/{n}")).collect(),
+        spec: json!({
+            "kprobes": [{
+                "call": "security_bprm_check",
+                "syscall": false,
+                "args": [{ "index": 0, "type": "linux_binprm" }],
+                "selectors": [{
+                    "matchArgs": [{
+                        "index": 0,
+                        "operator": "Postfix",
+                        "values": names.iter().map(|n| format!("/{n}")).collect::<Vec<_>>(),
+                    }],
+                    "matchActions": sigkill(),
+                }],
+            }]
+        }),
+    };
+    let not_ping = json!([{ "operator": "NotIn", "values": PING }]);
+    let raw_socket = Draft {
+        template: "raw-socket",
+        indicators: vec!["socket:SOCK_RAW".into(), "socket:AF_PACKET".into()],
+        spec: json!({
+            "kprobes": [{
+                "call": "security_socket_create",
+                "syscall": false,
+                "args": [{ "index": 0, "type": "int" }, { "index": 1, "type": "int" }],
+                "selectors": [
+                    {   // type == SOCK_RAW
+                        "matchArgs": [{ "index": 1, "operator": "Equal", "values": ["3"] }],
+                        "matchBinaries": not_ping,
+                        "matchActions": sigkill(),
+                    },
+                    {   // family == AF_PACKET
+                        "matchArgs": [{ "index": 0, "operator": "Equal", "values": ["17"] }],
+                        "matchBinaries": not_ping,
+                        "matchActions": sigkill(),
+                    },
+                ],
+            }]
+        }),
+    };
+    vec![scanner_exec, raw_socket]
+}
+
+fn container_escape(_: &Finding) -> Vec<Draft> {
+    // CLONE_NEWUSER (0x10000000) and CLONE_NEWNS (0x00020000), as numbers:
+    // Tetragon parses Mask values numerically and rejects symbols.
+    let clone_flags = ["268435456", "131072"];
+    vec![Draft {
+        template: "namespace-escape",
+        indicators: vec!["syscall:setns".into(), "syscall:unshare".into()],
+        spec: json!({
+            "kprobes": [
+                {
+                    "call": "sys_setns",
+                    "syscall": true,
+                    "args": [{ "index": 0, "type": "int" }, { "index": 1, "type": "int" }],
+                    "selectors": [{
+                        "matchPIDs": [{
+                            "operator": "NotIn",
+                            "followForks": true,
+                            "isNamespacePID": true,
+                            "values": [0, 1],
+                        }],
+                        "matchActions": sigkill(),
+                    }],
+                },
+                {
+                    "call": "sys_unshare",
+                    "syscall": true,
+                    "args": [{ "index": 0, "type": "int" }],
+                    "selectors": [{
+                        "matchArgs": [{ "index": 0, "operator": "Mask", "values": clone_flags }],
+                        "matchActions": sigkill(),
+                    }],
+                },
+            ]
+        }),
+    }]
+}
+
+fn privilege_escalation(_: &Finding) -> Vec<Draft> {
+    // Override is rejected on these kernel functions; Sigkill is not.
+    let to_root = |call: &str, index: u32| {
+        json!({
+            "call": call,
+            "syscall": false,
+            "args": [{ "index": index, "type": "int" }],
+            "selectors": [{
+                "matchArgs": [{ "index": index, "operator": "Equal", "values": ["0"] }],
+                "matchActions": sigkill(),
+            }],
+        })
+    };
+    vec![Draft {
+        template: "setuid-root",
+        indicators: vec!["syscall:setuid=0".into(), "syscall:setreuid-euid=0".into(), "syscall:setresuid-euid=0".into()],
+        spec: json!({
+            "kprobes": [to_root("__sys_setuid", 0), to_root("__sys_setreuid", 1), to_root("__sys_setresuid", 1)]
+        }),
+    }]
+}
+
+fn crypto_mining(finding: &Finding) -> Vec<Draft> {
+    let mut ports: Vec<u16> = POOL_PORTS.to_vec();
+    if let Some(port) = finding.destination_port.filter(|p| *p >= 1024 && !SERVICE_PORTS.contains(p)) {
+        ports.push(port);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let mut drafts = vec![Draft {
+        template: "pool-ports",
+        indicators: ports.iter().map(|p| format!("port:{p}")).collect(),
+        spec: tcp_connect(json!([{
+            "matchArgs": [{
+                "index": 0,
+                "operator": "DPort",
+                "values": ports.iter().map(u16::to_string).collect::<Vec<_>>(),
+            }],
+            "matchActions": sigkill(),
+        }])),
+    }];
+    drafts.extend(peer_addresses(finding));
+    drafts
+}
+
+fn reverse_shell(finding: &Finding) -> Vec<Draft> {
+    let mut drafts = vec![Draft {
+        template: "shell-egress",
+        indicators: SHELLS.iter().map(|s| format!("binary:*{s}")).collect(),
+        spec: tcp_connect(json!([{
+            "matchArgs": [{ "index": 0, "operator": "NotDAddr", "values": ["127.0.0.0/8", "::1/128"] }],
+            "matchBinaries": [{ "operator": "Postfix", "values": SHELLS }],
+            "matchActions": sigkill(),
+        }])),
+    }];
+    drafts.extend(peer_addresses(finding));
+    drafts
+}

@@ -1,0 +1,71 @@
+//! The command line: clap types and one module per subcommand. Each
+//! subcommand returns an [`Exit`] code; errors that stop a run are returned
+//! as [`anyhow::Error`] and printed by `main`.
+
+mod exit;
+mod lint;
+mod sync;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::Exit;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done: every finding handled, or every linted object valid
+  1  error: the run stopped and wrote nothing (unreadable input, broken component, write failure)
+  2  usage error
+  3  done with problems: findings skipped for an error (malformed record, mapper failure,
+     invalid policy), or lint found problems";
+
+/// Turn Qualys CDR findings into validated Tetragon TracingPolicies.
+///
+/// Findings go through sandboxed WASM mappers (the defaults are built in);
+/// every policy is scoped to containers, tagged with its MITRE ATT&CK
+/// technique, checked against Tetragon's CRDs and loader rules, and emitted in
+/// audit mode (action Post) unless you ask for enforcement (--action Sigkill).
+#[derive(Debug, Parser)]
+#[command(name = "kubectl qualys-respond", bin_name = "kubectl qualys-respond", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Sync(sync::SyncArgs),
+    Lint(lint::LintArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<Exit> {
+        match self.command {
+            Command::Sync(args) => sync::run(args),
+            Command::Lint(args) => lint::run(args),
+        }
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,31 @@
+//! `kubectl qualys-respond`: closes the loop from Qualys CDR detections to
+//! Tetragon enforcement.
+//!
+//! Data flows one way: [`qualys`] reads findings as Qualys sends them →
+//! [`finding`] is our normalised model → [`mapper`] runs sandboxed WASM
+//! components that turn a finding into policy specs → [`policy`] merges,
+//! names, labels, scopes and validates them. [`pipeline`] ties the stages
+//! together; [`cli`] is the front door.
+//!
+//! ```no_run
+//! use qualys_respond::mapper::{Limits, Registry};
+//! use qualys_respond::pipeline::{self, Options};
+//! use qualys_respond::qualys::records;
+//!
+//! let text = std::fs::read_to_string("samples/findings.json")?;
+//! let mut registry = Registry::with_defaults(Limits::default())?;
+//! let outcome = pipeline::run(records::split(&text)?, &mut registry, &Options::default());
+//! for assembled in &outcome.policies {
+//!     println!("{}", assembled.object.display_name());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cli;
+pub mod finding;
+pub mod mapper;
+pub mod output;
+pub mod pipeline;
+pub mod policy;
+pub mod qualys;
+pub mod report;

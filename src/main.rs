@@ -1,0 +1,32 @@
+//! `kubectl-qualys_respond`: the kubectl plugin binary. Parses the command
+//! line, starts logging, runs, and turns the result into an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use qualys_respond::cli::{Cli, Exit};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::new(level))
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match cli.run() {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Exit::Error.into()
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Host bindings generated from `wit/` (world `mapper`).
+
+wasmtime::component::bindgen!({ path: "wit", world: "mapper" });

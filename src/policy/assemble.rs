@@ -1,0 +1,312 @@
+//! From mapped drafts to named, labelled, merged objects.
+//!
+//! Drafts of one category, template and scope merge into one object when
+//! their specs are the same but for their `values` lists: the lists are
+//! united, sorted and deduplicated. Specs of different shapes for one key
+//! become separate objects whose names carry a hash of their shape. Nothing
+//! depends on the order drafts arrive in, so the same findings always give
+//! the same names and bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::guard;
+use super::mode::Mode;
+use super::object::{Kind, PolicyObject, labels};
+use crate::finding::category_key;
+use crate::mapper::{MappedPolicy, Scope};
+
+/// Finding ids listed in the annotation before it is cut (the count stays exact).
+const MAX_LISTED_IDS: usize = 100;
+/// Longest name we emit; Tetragon derives BPF object names from it.
+const MAX_NAME: usize = 63;
+
+/// One mapped policy and where it came from.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The finding behind it.
+    pub finding_id: String,
+    /// The finding's category, as the finding spells it.
+    pub category: String,
+    /// `name@version` of the mapper.
+    pub mapper: String,
+    /// What the mapper returned.
+    pub policy: MappedPolicy,
+}
+
+/// One object and the findings behind it.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    /// The object.
+    pub object: PolicyObject,
+    /// Ids of the findings it answers, sorted.
+    pub finding_ids: Vec<String>,
+}
+
+/// Merges, names, labels, scopes and sets the mode of `drafts`.
+/// The result is sorted by kind, namespace and name.
+pub fn assemble(drafts: Vec<Draft>, mode: Mode) -> Vec<Assembled> {
+    // key → shape → merged group
+    let mut groups: BTreeMap<(String, String, Scope), BTreeMap<String, Group>> = BTreeMap::new();
+    for draft in drafts {
+        let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
+        let shape = shape_of(&draft);
+        let group = groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
+        group.add(draft);
+    }
+    let mut out: Vec<Assembled> = groups
+        .into_iter()
+        .flat_map(|((category, template, scope), shapes)| {
+            let several = shapes.len() > 1;
+            shapes.into_iter().map(move |(shape, group)| {
+                let suffix = several.then(|| short_hash(&shape));
+                group.finish(&category, &template, &scope, suffix.as_deref(), mode)
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.object.kind, &a.object.namespace, &a.object.name).cmp(&(b.object.kind, &b.object.namespace, &b.object.name))
+    });
+    out
+}
+
+struct Group {
+    technique: String,
+    mapper: String,
+    spec: Value,
+    finding_ids: BTreeSet<String>,
+    indicators: BTreeSet<String>,
+}
+
+impl Group {
+    fn new(draft: &Draft) -> Group {
+        let mut spec = draft.policy.spec.clone();
+        clear_values(&mut spec);
+        Group {
+            technique: draft.policy.technique.clone(),
+            mapper: draft.mapper.clone(),
+            spec,
+            finding_ids: BTreeSet::new(),
+            indicators: BTreeSet::new(),
+        }
+    }
+
+    fn add(&mut self, draft: Draft) {
+        unite_values(&mut self.spec, &draft.policy.spec);
+        self.finding_ids.insert(draft.finding_id);
+        self.indicators.extend(draft.policy.indicators);
+    }
+
+    fn finish(mut self, category: &str, template: &str, scope: &Scope, suffix: Option<&str>, mode: Mode) -> Assembled {
+        let (kind, namespace) = match scope {
+            Scope::Cluster => (Kind::TracingPolicy, None),
+            Scope::Namespace(ns) => (Kind::TracingPolicyNamespaced, Some(ns.clone())),
+        };
+        guard::apply(&mut self.spec, namespace.is_none());
+        mode.apply(&mut self.spec);
+        let finding_ids: Vec<String> = self.finding_ids.into_iter().collect();
+        let object = PolicyObject {
+            kind,
+            name: object_name(category, template, suffix),
+            namespace,
+            labels: BTreeMap::from([
+                (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
+                (labels::CATEGORY.to_string(), label_value(category)),
+                (labels::TECHNIQUE.to_string(), self.technique),
+                (labels::MODE.to_string(), mode.label().to_string()),
+                (labels::TEMPLATE.to_string(), template.to_string()),
+            ]),
+            annotations: BTreeMap::from([
+                (labels::FINDING_IDS.to_string(), finding_ids.iter().take(MAX_LISTED_IDS).cloned().collect::<Vec<_>>().join(",")),
+                (labels::FINDING_COUNT.to_string(), finding_ids.len().to_string()),
+                (labels::INDICATORS.to_string(), self.indicators.into_iter().collect::<Vec<_>>().join(",")),
+                (labels::MAPPER.to_string(), self.mapper),
+            ]),
+            spec: self.spec,
+        };
+        Assembled { object, finding_ids }
+    }
+}
+
+/// Everything that must be equal for two drafts to merge, as canonical JSON.
+fn shape_of(draft: &Draft) -> String {
+    let mut spec = draft.policy.spec.clone();
+    erase_values(&mut spec);
+    serde_json::json!([draft.policy.technique, draft.mapper, spec]).to_string()
+}
+
+/// Replaces every `values` list with null.
+fn erase_values(value: &mut Value) {
+    visit_values(value, &mut |values| *values = Value::Null);
+}
+
+/// Empties every `values` list (the group's starting point).
+fn clear_values(value: &mut Value) {
+    visit_values(value, &mut |values| *values = Value::Array(Vec::new()));
+}
+
+fn visit_values(value: &mut Value, f: &mut impl FnMut(&mut Value)) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "values" && child.is_array() {
+                    f(child);
+                } else {
+                    visit_values(child, f);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| visit_values(item, f)),
+        _ => {}
+    }
+}
+
+/// Adds `from`'s `values` to `into`'s, which has the same shape.
+fn unite_values(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, child) in into.iter_mut() {
+                let Some(other) = from.get(key) else { continue };
+                match (key.as_str(), child) {
+                    ("values", Value::Array(values)) => {
+                        values.extend(other.as_array().into_iter().flatten().cloned());
+                        values.sort_by(value_order);
+                        values.dedup();
+                    }
+                    (_, child) => unite_values(child, other),
+                }
+            }
+        }
+        (Value::Array(into), Value::Array(from)) => {
+            into.iter_mut().zip(from).for_each(|(a, b)| unite_values(a, b));
+        }
+        _ => {}
+    }
+}
+
+/// Numbers (and strings that are whole numbers, such as ports) first, in
+/// numeric order, then everything else by its text.
+fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<i64>().ok()).map(|n| n as f64));
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.to_string().cmp(&b.to_string())),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
+}
+
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `cdr-<category>-<template>[-<shape hash>]`, a DNS-1123 name of at most 63
+/// characters (longer ones are cut and keep a hash of the full name).
+fn object_name(category: &str, template: &str, suffix: Option<&str>) -> String {
+    let mut name = format!("cdr-{}-{template}", slug(category));
+    if let Some(suffix) = suffix {
+        name = format!("{name}-{suffix}");
+    }
+    if name.len() > MAX_NAME {
+        let hash = short_hash(&name);
+        name.truncate(MAX_NAME - hash.len() - 1);
+        name = format!("{}-{hash}", name.trim_end_matches('-'));
+    }
+    name
+}
+
+/// Lowercase letters, digits and single dashes.
+fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() { "unnamed".into() } else { trimmed.to_string() }
+}
+
+/// A category as a label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
+fn label_value(category: &str) -> String {
+    let cleaned: String =
+        category.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect();
+    let mut value = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if value.len() > 63 || value != category {
+        let hash = short_hash(category);
+        value.truncate(63 - hash.len() - 1);
+        value = format!("{}-{hash}", value.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn draft(id: &str, ns: Option<&str>, ports: &[&str]) -> Draft {
+        Draft {
+            finding_id: id.into(),
+            category: "Crypto_Mining".into(),
+            mapper: "default@0.1.0".into(),
+            policy: MappedPolicy {
+                template: "pool-ports".into(),
+                technique: "T1496".into(),
+                scope: ns.map_or(Scope::Cluster, |ns| Scope::Namespace(ns.into())),
+                indicators: ports.iter().map(|p| format!("port:{p}")).collect(),
+                spec: json!({"kprobes": [{"call": "tcp_connect", "syscall": false,
+                    "args": [{"index": 0, "type": "sock"}],
+                    "selectors": [{"matchArgs": [{"index": 0, "operator": "DPort", "values": ports}],
+                                   "matchActions": [{"action": "Sigkill"}]}]}]}),
+            },
+        }
+    }
+
+    #[test]
+    fn same_shape_merges_and_order_does_not_matter() {
+        let a = || vec![draft("b", None, &["4444", "3333"]), draft("a", None, &["5555"]), draft("c", Some("shop"), &["1"])];
+        let mut reversed = a();
+        reversed.reverse();
+        let (x, y) = (assemble(a(), Mode::Post), assemble(reversed, Mode::Post));
+        assert_eq!(x.len(), 2);
+        assert_eq!(format!("{:?}", x.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()),
+                   format!("{:?}", y.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()));
+        let merged = &x[0].object;
+        assert_eq!(merged.name, "cdr-crypto-mining-pool-ports");
+        assert_eq!(merged.kind, Kind::TracingPolicy);
+        assert_eq!(merged.spec["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"], json!(["3333", "4444", "5555"]));
+        assert_eq!(merged.annotations[labels::FINDING_IDS], "a,b");
+        assert_eq!(merged.labels[labels::MODE], "audit");
+        assert_eq!(x[1].object.kind, Kind::TracingPolicyNamespaced);
+        assert_eq!(x[1].object.namespace.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn different_shapes_get_distinct_stable_names() {
+        let mut other = draft("z", None, &["1"]);
+        other.policy.spec["kprobes"][0]["call"] = json!("tcp_sendmsg");
+        let out = assemble(vec![draft("a", None, &["2"]), other], Mode::Post);
+        assert_eq!(out.len(), 2);
+        assert_ne!(out[0].object.name, out[1].object.name);
+        assert!(out.iter().all(|a| a.object.name.starts_with("cdr-crypto-mining-pool-ports-")));
+    }
+
+    #[test]
+    fn names_and_labels_stay_within_kubernetes_limits() {
+        let long = "A_Category_Name_That_Goes_On_And_On_Well_Past_Sixty_Three_Characters";
+        let name = object_name(&category_key(long), "some-template", None);
+        assert!(name.len() <= 63 && !name.ends_with('-'), "{name}");
+        let value = label_value(&category_key(long));
+        assert!(value.len() <= 63, "{value}");
+        assert_eq!(label_value("crypto_mining"), "crypto_mining");
+        assert_ne!(label_value("bad/category"), label_value("bad:category"));
+        assert_eq!(slug("__Weird__Name!"), "weird-name");
+    }
+}

@@ -1,0 +1,20 @@
+//! The policy stage: what the host does with the specs mappers return.
+//!
+//! `assemble` merges the drafts of one category, template and scope into one
+//! object, names it deterministically, records labels and annotations, sets
+//! audit or enforce mode (`mode`) and the host's safety scoping (`guard`).
+//! `validate` checks every object against Tetragon's CRDs, the loader rules
+//! and our safety rules before anything leaves the host. `object` is the
+//! Kubernetes object itself; `spec` holds helpers for walking a spec.
+
+mod assemble;
+mod guard;
+mod mode;
+mod object;
+pub(crate) mod spec;
+pub mod validate;
+
+pub use assemble::{Assembled, Draft, assemble};
+pub use guard::{PROTECTED_BINARIES, PROTECTED_PATHS};
+pub use mode::Mode;
+pub use object::{Kind, PolicyObject, labels};

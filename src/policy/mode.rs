@@ -1,0 +1,110 @@
+//! Audit or enforce: the host, not the mapper, decides what every enforcing
+//! action becomes, so no component can bypass audit mode.
+
+use serde_json::{Value, json};
+
+use super::spec::{ENFORCING_ACTIONS, HOOKS};
+
+/// What enforcing actions become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Audit: every enforcing action becomes `Post` (log only).
+    #[default]
+    #[value(name = "Post", alias = "post", alias = "audit")]
+    Post,
+    /// Enforce: every enforcing action becomes `Sigkill`.
+    #[value(name = "Sigkill", alias = "sigkill", alias = "enforce")]
+    Sigkill,
+}
+
+impl Mode {
+    /// The value of the `qualys-respond.io/mode` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Post => "audit",
+            Mode::Sigkill => "enforce",
+        }
+    }
+
+    /// The Tetragon action enforcing actions become.
+    pub fn action(self) -> &'static str {
+        match self {
+            Mode::Post => "Post",
+            Mode::Sigkill => "Sigkill",
+        }
+    }
+
+    /// Rewrites every enforcing action of `spec` (in `matchActions` and
+    /// `matchReturnActions`, hooks and selector macros alike) to this mode's
+    /// action, and drops a mapper's `policy-mode` option, which would
+    /// otherwise override the mode in the agent.
+    pub fn apply(self, spec: &mut Value) {
+        for hook_list in HOOKS {
+            if let Some(hooks) = spec.get_mut(*hook_list).and_then(Value::as_array_mut) {
+                for hook in hooks {
+                    if let Some(selectors) = hook.get_mut("selectors").and_then(Value::as_array_mut) {
+                        selectors.iter_mut().for_each(|s| self.rewrite_selector(s));
+                    }
+                }
+            }
+        }
+        if let Some(macros) = spec.get_mut("selectorsMacros").and_then(Value::as_object_mut) {
+            macros.values_mut().for_each(|s| self.rewrite_selector(s));
+        }
+        if let Some(options) = spec.get_mut("options").and_then(Value::as_array_mut) {
+            options.retain(|o| o.get("name").and_then(Value::as_str) != Some("policy-mode"));
+        }
+    }
+
+    fn rewrite_selector(self, selector: &mut Value) {
+        for key in ["matchActions", "matchReturnActions"] {
+            let Some(actions) = selector.get_mut(key).and_then(Value::as_array_mut) else { continue };
+            for action in actions.iter_mut() {
+                let name = action.get("action").and_then(Value::as_str).unwrap_or_default();
+                if ENFORCING_ACTIONS.contains(&name) {
+                    *action = json!({ "action": self.action() });
+                }
+            }
+            // Two enforcing actions rewritten to the same one would repeat it.
+            let mut seen = Vec::new();
+            actions.retain(|a| {
+                let keep = !seen.contains(a);
+                seen.push(a.clone());
+                keep
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Value {
+        json!({
+            "options": [{"name": "policy-mode", "value": "monitor"}, {"name": "disable-kprobe-multi", "value": "1"}],
+            "kprobes": [{"call": "security_file_open", "syscall": false, "selectors": [
+                {"matchActions": [{"action": "Override", "argError": -1}, {"action": "Sigkill"}]},
+                {"matchActions": [{"action": "Post", "rateLimit": "1m"}]},
+            ]}],
+            "lsmhooks": [{"hook": "file_open", "selectors": [{"matchActions": [{"action": "Signal", "argSig": 9}]}]}],
+        })
+    }
+
+    #[test]
+    fn audit_turns_every_enforcing_action_into_post() {
+        let mut s = spec();
+        Mode::Post.apply(&mut s);
+        assert_eq!(s["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
+        assert_eq!(s["kprobes"][0]["selectors"][1]["matchActions"], json!([{"action": "Post", "rateLimit": "1m"}]));
+        assert_eq!(s["lsmhooks"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
+        assert_eq!(s["options"], json!([{"name": "disable-kprobe-multi", "value": "1"}]));
+    }
+
+    #[test]
+    fn enforce_turns_them_into_sigkill() {
+        let mut s = spec();
+        Mode::Sigkill.apply(&mut s);
+        assert_eq!(s["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Sigkill"}]));
+    }
+}

@@ -1,0 +1,105 @@
+//! The Kubernetes object the host emits: a `TracingPolicy` or a
+//! `TracingPolicyNamespaced` of `cilium.io/v1alpha1`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+/// Label and annotation keys the host writes.
+pub mod labels {
+    /// Standard ownership label; `--prune` only ever touches objects with it.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Our value of [`MANAGED_BY`].
+    pub const MANAGER: &str = "kubectl-qualys-respond";
+    /// The category, lower-cased as the finding names it.
+    pub const CATEGORY: &str = "qualys-respond.io/category";
+    /// The MITRE ATT&CK technique.
+    pub const TECHNIQUE: &str = "mitre.attack/technique";
+    /// `audit` or `enforce`.
+    pub const MODE: &str = "qualys-respond.io/mode";
+    /// The mapper's template slug.
+    pub const TEMPLATE: &str = "qualys-respond.io/template";
+    /// Annotation: the ids of the findings behind the policy, sorted, comma-separated.
+    pub const FINDING_IDS: &str = "qualys-respond.io/finding-ids";
+    /// Annotation: how many findings are behind the policy.
+    pub const FINDING_COUNT: &str = "qualys-respond.io/finding-count";
+    /// Annotation: what the policy blocks, sorted, comma-separated.
+    pub const INDICATORS: &str = "qualys-respond.io/indicators";
+    /// Annotation: `name@version` of the mapper that produced the spec.
+    pub const MAPPER: &str = "qualys-respond.io/mapper";
+}
+
+/// The two TracingPolicy kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// Cluster-wide.
+    TracingPolicy,
+    /// Limited to the pods of its namespace.
+    TracingPolicyNamespaced,
+}
+
+impl Kind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::TracingPolicy => "TracingPolicy",
+            Kind::TracingPolicyNamespaced => "TracingPolicyNamespaced",
+        }
+    }
+
+    /// The kind named `name`, if it is one of ours.
+    pub fn parse(name: &str) -> Option<Kind> {
+        match name {
+            "TracingPolicy" => Some(Kind::TracingPolicy),
+            "TracingPolicyNamespaced" => Some(Kind::TracingPolicyNamespaced),
+            _ => None,
+        }
+    }
+}
+
+/// The API group and version of both kinds.
+pub const API_VERSION: &str = "cilium.io/v1alpha1";
+
+/// One policy object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyObject {
+    /// Its kind.
+    pub kind: Kind,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, for the namespaced kind.
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec`.
+    pub spec: Value,
+}
+
+impl PolicyObject {
+    /// The whole object as JSON, keys in a fixed order.
+    pub fn to_value(&self) -> Value {
+        let mut metadata = Map::new();
+        metadata.insert("name".into(), json!(self.name));
+        if let Some(namespace) = &self.namespace {
+            metadata.insert("namespace".into(), json!(namespace));
+        }
+        metadata.insert("labels".into(), json!(self.labels));
+        metadata.insert("annotations".into(), json!(self.annotations));
+        json!({
+            "apiVersion": API_VERSION,
+            "kind": self.kind.as_str(),
+            "metadata": metadata,
+            "spec": self.spec,
+        })
+    }
+
+    /// `Kind/name` or `Kind/namespace/name`, for messages.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind.as_str(), self.name),
+            None => format!("{}/{}", self.kind.as_str(), self.name),
+        }
+    }
+}

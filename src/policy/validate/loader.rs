@@ -1,0 +1,404 @@
+//! What Tetragon's loader rejects after the API server accepted a policy
+//! (`pkg/selectors/kernel.go`, `pkg/sensors/tracing/generickprobe.go`; the
+//! facts are in `../shared/reference/tetragon-policies.md`). Tetragon only
+//! logs these failures in the agent, so we catch them first.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::{Problem, problem};
+use crate::policy::Kind;
+use crate::policy::spec::{HOOKS, array, text};
+
+const MAX_SELECTORS: usize = 5;
+const MAX_ARGS: usize = 5;
+const MAX_MATCH_ARGS: usize = 5;
+const MAX_ACTIONS: usize = 3;
+const MAX_INT_VALUES: usize = 4;
+const MAX_SUBSTRING_LEN: usize = 99;
+const MAX_SUBSTRINGS_PER_HOOK: usize = 100;
+
+/// How Tetragon treats an argument type in `matchArgs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArgClass {
+    Integer,
+    Text,
+    FilePath,
+    Socket,
+    SockAddr,
+    UnixAddr,
+    Other,
+}
+
+fn class_of(arg_type: &str) -> ArgClass {
+    match arg_type {
+        "int" | "sint8" | "int8" | "uint8" | "sint16" | "int16" | "uint16" | "uint32" | "sint32" | "int32" | "ulong"
+        | "uint64" | "size_t" | "long" | "sint64" | "int64" | "syscall64" | "capability" | "kernel_cap_t"
+        | "cap_inheritable" | "cap_permitted" | "cap_effective" | "bpf_cmd" => ArgClass::Integer,
+        "string" | "char_buf" | "char_iovec" | "const_buf" | "filename" | "linux_binprm" | "data_loc" => ArgClass::Text,
+        "file" | "path" | "fd" | "dentry" => ArgClass::FilePath,
+        "sock" | "socket" | "skb" => ArgClass::Socket,
+        "sockaddr" => ArgClass::SockAddr,
+        "sockaddr_un" => ArgClass::UnixAddr,
+        _ => ArgClass::Other,
+    }
+}
+
+const ADDRESS_OPS: &[&str] = &["SAddr", "NotSAddr", "DAddr", "NotDAddr"];
+const PORT_OPS: &[&str] =
+    &["SPort", "NotSPort", "SPortPriv", "NotSportPriv", "DPort", "NotDPort", "DPortPriv", "NotDPortPriv"];
+const PRIV_PORT_OPS: &[&str] = &["SPortPriv", "NotSportPriv", "DPortPriv", "NotDPortPriv"];
+const SOCKET_ONLY_OPS: &[&str] = &["Protocol", "Family", "State"];
+const TEXT_OPS: &[&str] =
+    &["Equal", "NotEqual", "Prefix", "NotPrefix", "Postfix", "NotPostfix", "SubString", "SubStringIgnCase"];
+const INT_OPS: &[&str] = &[
+    "Equal", "NotEqual", "GT", "LT", "GreaterThan", "LessThan", "Mask", "InRange", "NotInRange", "InMap", "NotInMap",
+    "CapabilitiesGained",
+];
+/// Integer operators whose values sit in a fixed-size array in BPF.
+const CAPPED_INT_OPS: &[&str] = &["Equal", "NotEqual", "GT", "LT", "GreaterThan", "LessThan", "Mask", "InRange"];
+const FILE_TYPES: &[&str] = &["sock", "lnk", "reg", "blk", "dir", "chr", "fifo"];
+
+/// Adds the loader problems of `object` to `out`.
+pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
+    check_metadata(object, kind, out);
+    let spec = object.get("spec").unwrap_or(&Value::Null);
+    let enforcers = array(spec, "enforcers").len();
+    if enforcers > 1 {
+        out.push(problem("spec.enforcers", "loader/enforcer", format!("{enforcers} enforcers; Tetragon allows one")));
+    }
+    let kprobe_multi_off = array(spec, "options")
+        .iter()
+        .any(|o| text(o, "name") == "disable-kprobe-multi" && matches!(text(o, "value"), "1" | "true"));
+    for hook_list in HOOKS {
+        let mut calls = BTreeSet::new();
+        for (h, hook) in array(spec, hook_list).iter().enumerate() {
+            let at = format!("spec.{hook_list}[{h}]");
+            if *hook_list == "kprobes" {
+                check_kprobe(hook, &at, &mut calls, out);
+            }
+            let ctx = Hook { list: hook_list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0 };
+            ctx.check(out);
+        }
+    }
+}
+
+fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    if !is_dns_subdomain(name) {
+        out.push(problem(
+            "metadata.name",
+            "loader/name",
+            format!("{name:?} is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253)"),
+        ));
+    }
+    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+    match (kind, namespace) {
+        (Kind::TracingPolicyNamespaced, None) => {
+            out.push(problem("metadata.namespace", "loader/namespace", "a TracingPolicyNamespaced needs a namespace"));
+        }
+        (Kind::TracingPolicyNamespaced, Some(ns)) if !crate::mapper::is_dns_label(ns) => {
+            out.push(problem("metadata.namespace", "loader/namespace", format!("{ns:?} is not a valid namespace name")));
+        }
+        (Kind::TracingPolicy, Some(_)) => {
+            out.push(problem("metadata.namespace", "loader/namespace", "a TracingPolicy is cluster-wide and takes no namespace"));
+        }
+        _ => {}
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+fn check_kprobe(hook: &Value, at: &str, calls: &mut BTreeSet<String>, out: &mut Vec<Problem>) {
+    let call = text(hook, "call");
+    let is_list = call.starts_with("list:");
+    let syscall = hook.get("syscall").and_then(Value::as_bool);
+    let looks_syscall = call.starts_with("sys_");
+    match (syscall, looks_syscall || is_list) {
+        (None, false) => out.push(problem(
+            format!("{at}.syscall"),
+            "loader/syscall",
+            format!("`syscall` is missing and defaults to true, but {call:?} is not a syscall: set `syscall: false`"),
+        )),
+        (Some(true), false) => out.push(problem(
+            format!("{at}.syscall"),
+            "loader/syscall",
+            format!("{call:?} is marked as a syscall; syscalls are written sys_<name>"),
+        )),
+        (Some(false), true) if looks_syscall => out.push(problem(
+            format!("{at}.syscall"),
+            "loader/syscall",
+            format!("{call:?} is a syscall name but `syscall` is false: set `syscall: true`"),
+        )),
+        _ => {}
+    }
+    if !is_list && !calls.insert(call.to_string()) {
+        out.push(problem(
+            format!("{at}.call"),
+            "loader/duplicate-call",
+            format!("{call:?} is hooked twice; with kprobe_multi a call may appear once per policy: merge the selectors"),
+        ));
+    }
+    for (i, arg) in array(hook, "args").iter().enumerate() {
+        let arg_type = text(arg, "type");
+        if matches!(arg_type, "auto" | "syscall64") {
+            out.push(problem(format!("{at}.args[{i}].type"), "loader/arg-type", format!("{arg_type:?} is not accepted on kprobes")));
+        }
+    }
+}
+
+struct Hook<'a> {
+    list: &'a str,
+    hook: &'a Value,
+    at: &'a str,
+    kprobe_multi_off: bool,
+    has_enforcer: bool,
+}
+
+impl Hook<'_> {
+    fn check(&self, out: &mut Vec<Problem>) {
+        let (args, data) = (array(self.hook, "args"), array(self.hook, "data"));
+        if args.len() + data.len() > MAX_ARGS {
+            out.push(problem(self.at, "loader/too-many-args", format!("{} args and data, at most {MAX_ARGS}", args.len() + data.len())));
+        }
+        let selectors = array(self.hook, "selectors");
+        if selectors.len() > MAX_SELECTORS {
+            out.push(problem(
+                format!("{}.selectors", self.at),
+                "loader/too-many-selectors",
+                format!("{} selectors, at most {MAX_SELECTORS} per hook", selectors.len()),
+            ));
+        }
+        let mut substrings = 0;
+        for (s, selector) in selectors.iter().enumerate() {
+            let at = format!("{}.selectors[{s}]", self.at);
+            substrings += self.check_selector(selector, &at, args, out);
+        }
+        if substrings > MAX_SUBSTRINGS_PER_HOOK {
+            out.push(problem(self.at, "loader/substring", format!("{substrings} SubString values, at most {MAX_SUBSTRINGS_PER_HOOK} per hook")));
+        }
+    }
+
+    /// Returns the number of SubString values the selector uses.
+    fn check_selector(&self, selector: &Value, at: &str, args: &[Value], out: &mut Vec<Problem>) -> usize {
+        let (match_args, match_data) = (array(selector, "matchArgs"), array(selector, "matchData"));
+        if match_args.len() + match_data.len() > MAX_MATCH_ARGS {
+            out.push(problem(at, "loader/too-many-match-args", format!("{} matchArgs and matchData, at most {MAX_MATCH_ARGS}", match_args.len() + match_data.len())));
+        }
+        let actions = array(selector, "matchActions");
+        if actions.len() > MAX_ACTIONS {
+            out.push(problem(format!("{at}.matchActions"), "loader/too-many-actions", format!("{} actions, at most {MAX_ACTIONS}", actions.len())));
+        }
+        for (a, action) in actions.iter().enumerate() {
+            self.check_action(action, &format!("{at}.matchActions[{a}]"), out);
+        }
+        for (b, entry) in array(selector, "matchBinaries").iter().enumerate() {
+            check_binaries(entry, &format!("{at}.matchBinaries[{b}]"), out);
+        }
+        let namespaces = array(selector, "matchNamespaces");
+        if namespaces.len() > 10 {
+            out.push(problem(format!("{at}.matchNamespaces"), "loader/namespaces", "more than 10 entries"));
+        }
+        for (n, entry) in namespaces.iter().enumerate() {
+            if array(entry, "values").len() > 4 {
+                out.push(problem(format!("{at}.matchNamespaces[{n}].values"), "loader/namespaces", "more than 4 values"));
+            }
+        }
+        if array(selector, "matchNamespaceChanges").len() > 1 {
+            out.push(problem(format!("{at}.matchNamespaceChanges"), "loader/namespaces", "at most one entry"));
+        }
+        let mut substrings = 0;
+        for (m, matcher) in match_args.iter().enumerate() {
+            substrings += check_match_arg(matcher, &format!("{at}.matchArgs[{m}]"), args, out);
+        }
+        substrings
+    }
+
+    fn check_action(&self, action: &Value, at: &str, out: &mut Vec<Problem>) {
+        match text(action, "action") {
+            "Override" => {
+                let call = text(self.hook, "call");
+                let syscall = self.hook.get("syscall").and_then(Value::as_bool).unwrap_or(true);
+                let allowed = match self.list {
+                    "lsmhooks" | "uprobes" => true,
+                    "kprobes" if syscall => true,
+                    "kprobes" if call.starts_with("security_") => {
+                        if !self.kprobe_multi_off {
+                            out.push(problem(at, "loader/override", format!(
+                                "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret)"
+                            )));
+                        }
+                        true
+                    }
+                    _ => false,
+                };
+                if !allowed {
+                    out.push(problem(at, "loader/override", format!(
+                        "Override only works on syscalls, security_* functions and LSM hooks, not {}; use Sigkill",
+                        if call.is_empty() { self.list } else { call }
+                    )));
+                }
+            }
+            "NotifyEnforcer" if !self.has_enforcer => {
+                out.push(problem(at, "loader/enforcer", "NotifyEnforcer needs an `enforcers` section"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_binaries(entry: &Value, at: &str, out: &mut Vec<Problem>) {
+    let operator = text(entry, "operator");
+    if entry.get("followChildren").and_then(Value::as_bool) == Some(true) && !matches!(operator, "In" | "NotIn") {
+        out.push(problem(format!("{at}.followChildren"), "loader/follow-children", format!("followChildren works only with In and NotIn, not {operator}")));
+    }
+    let limit = match operator {
+        "In" | "NotIn" => 255,
+        "Prefix" | "NotPrefix" => 256,
+        "Postfix" | "NotPostfix" => 127,
+        _ => return,
+    };
+    for (v, value) in array(entry, "values").iter().enumerate() {
+        let len = value.as_str().map_or(0, str::len);
+        if len > limit {
+            out.push(problem(format!("{at}.values[{v}]"), "loader/binary-path-length", format!("{len} bytes; {operator} allows at most {limit}")));
+        }
+    }
+}
+
+/// Checks one `matchArgs` entry; returns how many SubString values it uses.
+fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Problem>) -> usize {
+    let operator = text(matcher, "operator");
+    let values: Vec<&Value> = array(matcher, "values").iter().collect();
+    if operator == "Contains" {
+        out.push(problem(format!("{at}.operator"), "loader/operator", "Tetragon has no Contains operator; use SubString"));
+        return 0;
+    }
+    let Some(index) = matcher.get("index").and_then(Value::as_u64) else { return 0 };
+    let Some(arg) = args.iter().find(|a| a.get("index").and_then(Value::as_u64) == Some(index)) else {
+        out.push(problem(format!("{at}.index"), "loader/undeclared-index", format!("index {index} is not declared in the hook's args")));
+        return 0;
+    };
+    let arg_type = text(arg, "type");
+    let class = class_of(arg_type);
+    let allowed: Vec<&str> = match class {
+        ArgClass::Socket => [ADDRESS_OPS, PORT_OPS, SOCKET_ONLY_OPS].concat(),
+        ArgClass::SockAddr => vec!["SAddr", "NotSAddr", "SPort", "NotSPort", "SPortPriv", "NotSportPriv", "Family"],
+        ArgClass::UnixAddr => [TEXT_OPS, &["Family"][..]].concat(),
+        ArgClass::Text => TEXT_OPS.to_vec(),
+        ArgClass::FilePath => [TEXT_OPS, &["FileType", "NotFileType"][..]].concat(),
+        ArgClass::Integer => INT_OPS.to_vec(),
+        ArgClass::Other => return 0,
+    };
+    if operator != "CelExpr" && !allowed.contains(&operator) {
+        let hint = if class == ArgClass::SockAddr && (operator.contains("DPort") || operator.contains("DAddr")) {
+            " (on connect hooks the sockaddr's destination sits in the source slots: use SAddr/SPort, or hook tcp_connect with a sock argument)"
+        } else {
+            ""
+        };
+        out.push(problem(
+            format!("{at}.operator"),
+            "loader/operator-type",
+            format!("{operator} does not work on a {arg_type} argument; allowed: {}{hint}", allowed.join(", ")),
+        ));
+        return 0;
+    }
+    let value_at = |v: usize| format!("{at}.values[{v}]");
+    let strings = values.iter().enumerate().map(|(v, value)| (v, value.as_str().unwrap_or_default()));
+    if class == ArgClass::Integer && CAPPED_INT_OPS.contains(&operator) && values.len() > MAX_INT_VALUES {
+        out.push(problem(format!("{at}.values"), "loader/too-many-values", format!(
+            "{} values; {operator} on integers takes at most {MAX_INT_VALUES} (use InMap)", values.len()
+        )));
+    }
+    match operator {
+        _ if class == ArgClass::Integer && operator != "CapabilitiesGained" => {
+            for (v, value) in strings {
+                let ok = match operator {
+                    "InRange" | "NotInRange" => value.split_once(':').is_some_and(|(a, b)| is_number(a) && is_number(b)),
+                    _ => is_number(value),
+                };
+                if !ok {
+                    out.push(problem(value_at(v), "loader/numeric-value", format!(
+                        "{value:?} is not a number; {operator} values are parsed numerically (write 0x1 or 1, not a symbol)"
+                    )));
+                }
+            }
+        }
+        op if ADDRESS_OPS.contains(&op) => {
+            for (v, value) in strings.filter(|(_, value)| !is_address(value)) {
+                out.push(problem(value_at(v), "loader/address-value", format!("{value:?} is not an IP address or CIDR")));
+            }
+        }
+        op if PORT_OPS.contains(&op) && !PRIV_PORT_OPS.contains(&op) => {
+            for (v, value) in strings.filter(|(_, value)| !is_port_or_range(value)) {
+                out.push(problem(value_at(v), "loader/port-value", format!("{value:?} is not a port or min:max range")));
+            }
+        }
+        "FileType" | "NotFileType" => {
+            for (v, value) in strings.filter(|(_, value)| !FILE_TYPES.contains(value)) {
+                out.push(problem(value_at(v), "loader/file-type", format!("{value:?} is not one of {}", FILE_TYPES.join(", "))));
+            }
+        }
+        "SubString" | "SubStringIgnCase" => {
+            for (v, value) in strings.filter(|(_, value)| value.len() > MAX_SUBSTRING_LEN) {
+                out.push(problem(value_at(v), "loader/substring", format!("{} bytes; SubString values must be under 100", value.len())));
+            }
+            return values.len();
+        }
+        _ => {}
+    }
+    0
+}
+
+fn is_number(text: &str) -> bool {
+    let digits = text.trim().strip_prefix('-').unwrap_or(text.trim());
+    if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+fn is_address(text: &str) -> bool {
+    match text.split_once('/') {
+        None => text.parse::<IpAddr>().is_ok(),
+        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
+            (Ok(IpAddr::V4(_)), Ok(bits)) => bits <= 32,
+            (Ok(IpAddr::V6(_)), Ok(bits)) => bits <= 128,
+            _ => false,
+        },
+    }
+}
+
+fn is_port_or_range(text: &str) -> bool {
+    match text.split_once(':') {
+        None => text.parse::<u16>().is_ok(),
+        Some((low, high)) => matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(l), Ok(h)) if l <= h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_parsers() {
+        assert!(is_number("0x10000000") && is_number("-1") && is_number("131072"));
+        assert!(!is_number("O_WRONLY") && !is_number("") && !is_number("0x"));
+        assert!(is_address("10.0.0.0/8") && is_address("fd00:ec2::254") && is_address("::/0"));
+        assert!(!is_address("10.0.0.0/33") && !is_address("172.2") && !is_address("host"));
+        assert!(is_port_or_range("3333") && is_port_or_range("1000:2000"));
+        assert!(!is_port_or_range("70000") && !is_port_or_range("20:10"));
+        assert!(is_dns_subdomain("cdr-a.b") && !is_dns_subdomain("Cdr") && !is_dns_subdomain("a_b"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Checks a TracingPolicy object before it leaves the host, or when a user
+//! runs `lint`: against Tetragon's CRD schemas (`schema`, with the CEL rules
+//! in `cel`), against what Tetragon's loader rejects only at load time
+//! (`loader`, see `../shared/reference/tetragon-policies.md`), and against
+//! our safety rules (`safety`).
+
+mod cel;
+mod crd;
+mod loader;
+mod safety;
+mod schema;
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::object::{API_VERSION, Kind};
+
+pub use crd::TetragonVersion;
+
+/// One thing wrong with an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Where, as `spec.kprobes[0].selectors[1]`.
+    pub path: String,
+    /// Which rule: `schema`, `schema (v1.7.0)`, `loader/undeclared-index`, `safety/unscoped`, …
+    pub rule: String,
+    /// What is wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} [{}]", self.path, self.message, self.rule)
+    }
+}
+
+pub(crate) fn problem(path: impl Into<String>, rule: &str, message: impl Into<String>) -> Problem {
+    Problem { path: path.into(), rule: rule.into(), message: message.into() }
+}
+
+/// Every problem of `object` for the given Tetragon versions, sorted.
+pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if object.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
+        problems.push(problem("apiVersion", "kind", format!("must be {API_VERSION}")));
+    }
+    let Some(kind) = object.get("kind").and_then(Value::as_str).and_then(Kind::parse) else {
+        problems.push(problem("kind", "kind", "must be TracingPolicy or TracingPolicyNamespaced"));
+        return problems;
+    };
+    // Identical findings from several schema versions are reported once.
+    let mut by_version: Vec<(TetragonVersion, Vec<Problem>)> = Vec::new();
+    for version in versions {
+        let mut found = Vec::new();
+        schema::check(crd::schema(*version, kind), object, "", &mut found);
+        found.sort();
+        found.dedup();
+        by_version.push((*version, found));
+    }
+    let mut schema_problems: Vec<Problem> = Vec::new();
+    for (version, found) in &by_version {
+        for p in found {
+            let everywhere = by_version.iter().all(|(_, other)| other.contains(p));
+            let rule = if everywhere || versions.len() == 1 { "schema".to_string() } else { format!("schema ({version})") };
+            schema_problems.push(Problem { rule, ..p.clone() });
+        }
+    }
+    problems.extend(schema_problems);
+    loader::check(object, kind, &mut problems);
+    safety::check(object, kind, &mut problems);
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(spec: Value) -> Value {
+        json!({"apiVersion": API_VERSION, "kind": "TracingPolicy", "metadata": {"name": "ok"}, "spec": spec})
+    }
+
+    fn rules(spec: Value) -> Vec<String> {
+        validate(&object(spec), TetragonVersion::ALL).into_iter().map(|p| p.rule).collect()
+    }
+
+    #[test]
+    fn the_reference_patterns_pass() {
+        let imds = json!({"podSelector": {}, "kprobes": [{"call": "tcp_connect", "syscall": false,
+            "args": [{"index": 0, "type": "sock"}],
+            "selectors": [{"matchArgs": [{"index": 0, "operator": "DAddr", "values": ["169.254.169.254/32"]}],
+                "matchBinaries": [{"operator": "In", "values": ["/usr/bin/curl"]}],
+                "matchActions": [{"action": "Sigkill"}]}]}]});
+        assert_eq!(validate(&object(imds), TetragonVersion::ALL), vec![]);
+    }
+
+    #[test]
+    fn unknown_fields_and_enums_are_schema_problems() {
+        let found = validate(&object(json!({"kprobes": [{"call": "x", "syscall": false, "bogus": 1}]})), TetragonVersion::ALL);
+        assert!(found.iter().any(|p| p.path == "spec.kprobes[0].bogus" && p.rule == "schema"), "{found:?}");
+        let found = validate(&object(json!({"nodeSelector": {}})), TetragonVersion::ALL);
+        assert!(found.iter().any(|p| p.rule == "schema (v1.7.0)"), "{found:?}");
+    }
+
+    #[test]
+    fn wrong_kinds_stop_early() {
+        assert_eq!(rules(json!({})), Vec::<String>::new());
+        let found = validate(&json!({"apiVersion": "v1", "kind": "ConfigMap"}), TetragonVersion::ALL);
+        assert_eq!(found.len(), 2);
+    }
+}

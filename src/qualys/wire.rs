@@ -1,0 +1,260 @@
+//! The wire shape of a CDR finding and its conversion into our [`Finding`].
+//!
+//! Qualys does not publish the shape, so field names follow public clients
+//! (`../shared/reference/qualys-cdr-api.md`) and every field is optional
+//! except the id and the category. Values that are present but wrong (an
+//! address that is not one, a port out of range) make the record malformed:
+//! a policy built from them could block the wrong thing.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::finding::{Finding, Process, Severity};
+
+/// Why a record is not a usable finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+fn malformed(message: impl Into<String>) -> Malformed {
+    Malformed(message.into())
+}
+
+/// Converts one record into a [`Finding`], keeping its JSON as `raw`.
+pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
+    let Value::Object(record) = value else {
+        return Err(malformed(format!("expected a JSON object, got {}", kind(value))));
+    };
+    let fields = Fields(record);
+    let id = fields.text(&["uuid", "id", "findingId"])?.ok_or_else(|| malformed("missing `uuid`"))?;
+    let category = fields
+        .text(&["threatCategory", "category"])?
+        .ok_or_else(|| malformed("missing `threatCategory`"))?;
+    let destination_ip = match fields.text(&["destinationIp", "destinationIP", "dstIp"])? {
+        Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| malformed(format!("`destinationIp` {ip:?} is not an IP address")))?),
+        // `triggeredResource`/`affectedResource` often hold the suspicious
+        // address, but just as often a host name: use them only as an address.
+        None => fields
+            .text(&["triggeredResource", "affectedResource"])?
+            .and_then(|resource| resource.parse().ok()),
+    };
+    let binary = fields.text(&["processPath", "processName", "process"])?;
+    let arguments = match fields.text(&["processArgs", "commandLine", "cmdLine"])? {
+        Some(line) => line.split_whitespace().map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    Ok(Finding {
+        id,
+        category,
+        severity: fields.severity()?,
+        detected_at: fields.timestamp()?,
+        cluster: fields.text(&["clusterName", "cluster"])?,
+        namespace: fields.text(&["namespace", "podNamespace"])?,
+        pod: fields.text(&["pod", "podName"])?,
+        container: fields.text(&["containerName", "container"])?,
+        image: fields.text(&["imageName", "image"])?,
+        process: binary.map(|binary| Process { binary, arguments }),
+        destination_ip,
+        destination_port: fields.port()?,
+        mitre_techniques: fields.techniques()?,
+        labels: fields.labels()?,
+        raw: value.to_string(),
+    })
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    /// The first of `names` that is present and not null.
+    fn get(&self, names: &[&'static str]) -> Option<(&'static str, &Value)> {
+        names.iter().find_map(|name| self.0.get(*name).filter(|v| !v.is_null()).map(|v| (*name, v)))
+    }
+
+    /// A non-empty string (numbers are accepted and written out).
+    fn text(&self, names: &[&'static str]) -> Result<Option<String>, Malformed> {
+        match self.get(names) {
+            None => Ok(None),
+            Some((_, Value::String(s))) if s.trim().is_empty() => Ok(None),
+            Some((_, Value::String(s))) => Ok(Some(s.trim().to_string())),
+            Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
+            Some((name, other)) => Err(malformed(format!("`{name}` should be a string, got {}", kind(other)))),
+        }
+    }
+
+    fn severity(&self) -> Result<Severity, Malformed> {
+        let level = match self.get(&["severity"]) {
+            None => return Ok(Severity::Unknown),
+            Some((_, Value::Number(n))) => n.as_i64(),
+            Some((_, Value::String(s))) => match s.trim().to_ascii_uppercase().as_str() {
+                "LOW" => Some(1),
+                "MEDIUM" => Some(2),
+                "HIGH" => Some(3),
+                "CRITICAL" => Some(4),
+                other => other.parse().ok(),
+            },
+            Some((_, other)) => return Err(malformed(format!("`severity` should be a number, got {}", kind(other)))),
+        };
+        Ok(match level {
+            Some(1) => Severity::Low,
+            Some(2) => Severity::Medium,
+            Some(3) => Severity::High,
+            Some(n) if n >= 4 => Severity::Critical,
+            _ => Severity::Unknown,
+        })
+    }
+
+    /// `timestamp` as RFC 3339: an ISO string is kept, epoch milliseconds are converted.
+    fn timestamp(&self) -> Result<Option<String>, Malformed> {
+        match self.get(&["timestamp", "detectedAt", "eventTime"]) {
+            None => Ok(None),
+            Some((_, Value::String(s))) => Ok(Some(s.trim().to_string())),
+            Some((name, Value::Number(n))) => match n.as_i64() {
+                Some(millis) if millis >= 0 => Ok(Some(rfc3339_from_millis(millis))),
+                _ => Err(malformed(format!("`{name}` {n} is not a time"))),
+            },
+            Some((name, other)) => Err(malformed(format!("`{name}` should be a time, got {}", kind(other)))),
+        }
+    }
+
+    fn port(&self) -> Result<Option<u16>, Malformed> {
+        let raw = match self.get(&["destinationPort", "dstPort"]) {
+            None => return Ok(None),
+            Some((_, Value::Number(n))) => n.to_string(),
+            Some((_, Value::String(s))) if s.trim().is_empty() => return Ok(None),
+            Some((_, Value::String(s))) => s.trim().to_string(),
+            Some((name, other)) => return Err(malformed(format!("`{name}` should be a port number, got {}", kind(other)))),
+        };
+        match raw.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Some(port)),
+            _ => Err(malformed(format!("`destinationPort` {raw} is not a port (1-65535)"))),
+        }
+    }
+
+    /// `mitreRulesInfo` keyed by technique id, or a list of `{technique}` or ids.
+    fn techniques(&self) -> Result<Vec<String>, Malformed> {
+        let mut ids: Vec<String> = match self.get(&["mitreRulesInfo", "mitreTechniques"]) {
+            None => Vec::new(),
+            Some((_, Value::Object(map))) => map.keys().cloned().collect(),
+            Some((_, Value::Array(items))) => items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o
+                        .get("technique")
+                        .or_else(|| o.get("techniqueId"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    _ => None,
+                })
+                .collect(),
+            Some((name, other)) => return Err(malformed(format!("`{name}` should be an object or a list, got {}", kind(other)))),
+        };
+        ids.iter_mut().for_each(|id| *id = id.trim().to_string());
+        ids.retain(|id| !id.is_empty());
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn labels(&self) -> Result<BTreeMap<String, String>, Malformed> {
+        match self.get(&["podLabels", "labels"]) {
+            None => Ok(BTreeMap::new()),
+            Some((_, Value::Object(map))) => Ok(map
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Some((k.clone(), v.to_string())),
+                    _ => None,
+                })
+                .collect()),
+            Some((name, other)) => Err(malformed(format!("`{name}` should be an object, got {}", kind(other)))),
+        }
+    }
+}
+
+/// Formats Unix epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn rfc3339_from_millis(millis: i64) -> String {
+    let (secs, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_fields_clients_report() {
+        let record = json!({
+            "uuid": "f-1", "threatCategory": "Crypto_Mining", "severity": 4,
+            "timestamp": 1_737_968_081_396_i64, "namespace": "shop", "pod": "web-1",
+            "containerName": "web", "imageName": "shop/web:1.2", "processName": "/usr/bin/xmrig",
+            "destinationIp": "198.51.100.7", "destinationPort": "3333",
+            "mitreRulesInfo": {"T1496": {"name": "Resource Hijacking"}},
+            "podLabels": {"app": "web"}, "somethingNew": [1, 2]
+        });
+        let finding = to_finding(&record).unwrap();
+        assert_eq!(finding.severity, Severity::Critical);
+        assert_eq!(finding.detected_at.as_deref(), Some("2025-01-27T08:54:41.396Z"));
+        assert_eq!(finding.destination_port, Some(3333));
+        assert_eq!(finding.destination_ip, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(finding.mitre_techniques, vec!["T1496"]);
+        assert_eq!(finding.process.unwrap().binary, "/usr/bin/xmrig");
+        assert!(finding.raw.contains("somethingNew"), "unknown fields stay in raw");
+    }
+
+    #[test]
+    fn bad_values_make_a_record_malformed() {
+        let base = json!({"uuid": "f-1", "threatCategory": "Crypto_Mining"});
+        for (field, value, message) in [
+            ("destinationIp", json!("999.1.1.1"), "not an IP address"),
+            ("destinationPort", json!(70000), "is not a port"),
+            ("severity", json!([1]), "should be a number"),
+            ("uuid", json!({}), "should be a string"),
+        ] {
+            let mut record = base.clone();
+            record[field] = value;
+            let error = to_finding(&record).unwrap_err().0;
+            assert!(error.contains(message), "{field}: {error}");
+        }
+        assert_eq!(to_finding(&json!({"uuid": "x"})).unwrap_err().0, "missing `threatCategory`");
+        assert_eq!(to_finding(&json!(3)).unwrap_err().0, "expected a JSON object, got a number");
+    }
+
+    #[test]
+    fn a_host_name_resource_is_not_an_address() {
+        let record = json!({"uuid": "a", "threatCategory": "X", "triggeredResource": "evil.example"});
+        assert_eq!(to_finding(&record).unwrap().destination_ip, None);
+        let record = json!({"uuid": "a", "threatCategory": "X", "triggeredResource": "203.0.113.9"});
+        assert_eq!(to_finding(&record).unwrap().destination_ip, Some("203.0.113.9".parse().unwrap()));
+    }
+}
