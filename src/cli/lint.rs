@@ -43,7 +43,8 @@ pub fn run(args: LintArgs) -> anyhow::Result<Exit> {
                 Err(e) => {
                     problems += 1;
                     report.push_str(&format!("{name}: document {}: not valid YAML: {e} [yaml]\n", index + 1));
-                    continue;
+                    break; // the parser cannot resume after an error
+
                 }
             };
             let items = match value.get("kind").and_then(Value::as_str) {

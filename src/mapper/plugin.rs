@@ -215,6 +215,7 @@ fn describe_trap(error: wasmtime::Error, store: &Store<State>, limits: &Limits) 
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout(limits.deadline),
+        Some(Trap::StackOverflow) => CallError::Trap("stack overflow (call stack exhausted)".into()),
         Some(trap) => CallError::Trap(trap.to_string()),
         None => CallError::Trap(clip(&format!("{error:#}"))),
     }

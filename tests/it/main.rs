@@ -1,1 +1,13 @@
+//! The integration tests: one binary, one module per area. They run the real
+//! `kubectl-qualys_respond` binary (and the library where a test needs to
+//! load a component of its own), never a mock.
 
+mod cli;
+mod defaults;
+mod determinism;
+mod golden;
+mod hostile;
+mod krew;
+mod kubectl;
+mod lint;
+mod support;

@@ -196,6 +196,7 @@ mod tests {
                 "c: \"ABCD\" does not match ^[a-z]*$",
                 "m.k: expected string, got integer",
                 "q: unknown field",
+                "z: unknown field",
             ]
         );
         assert_eq!(problems(json!({"type": "object", "required": ["a"]}), json!({})), vec!["a: required field is missing"]);
