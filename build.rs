@@ -28,7 +28,9 @@ fn main() {
         command.arg("--locked");
     }
     // The outer build's settings are for the host; the guest gets its own.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"]
+    {
         command.env_remove(var);
     }
     let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo to build the default mapper: {e}"));

@@ -58,7 +58,9 @@ pub fn run(records: Vec<Record>, registry: &mut Registry, options: &Options) -> 
             })),
             Err(error) => {
                 tracing::warn!(finding = %finding.id, %mapper, %error, "mapper failed");
-                report.skipped.push(Skip { subject: subject(), reason: SkipReason::Mapper { mapper, error: error.to_string() } });
+                report
+                    .skipped
+                    .push(Skip { subject: subject(), reason: SkipReason::Mapper { mapper, error: error.to_string() } });
             }
         }
     }

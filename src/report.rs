@@ -86,9 +86,12 @@ impl Report {
                 let _ = match &skip.reason {
                     SkipReason::Malformed(why) => writeln!(out, "  {}: malformed: {why}", skip.subject),
                     SkipReason::UnknownCategory => writeln!(out, "  {}: unknown category, no policy", skip.subject),
-                    SkipReason::Mapper { mapper, error } => writeln!(out, "  {}: mapper {mapper} {error}", skip.subject),
+                    SkipReason::Mapper { mapper, error } => {
+                        writeln!(out, "  {}: mapper {mapper} {error}", skip.subject)
+                    }
                     SkipReason::InvalidPolicy { object, problems } => {
-                        let _ = writeln!(out, "  {}: policy {object} failed validation and was not written:", skip.subject);
+                        let _ =
+                            writeln!(out, "  {}: policy {object} failed validation and was not written:", skip.subject);
                         problems.iter().try_for_each(|p| writeln!(out, "      {p}"))
                     }
                 };

@@ -44,7 +44,6 @@ pub fn run(args: LintArgs) -> anyhow::Result<Exit> {
                     problems += 1;
                     report.push_str(&format!("{name}: document {}: not valid YAML: {e} [yaml]\n", index + 1));
                     break; // the parser cannot resume after an error
-
                 }
             };
             let items = match value.get("kind").and_then(Value::as_str) {

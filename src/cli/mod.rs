@@ -53,11 +53,7 @@ impl Cli {
 
 /// Reads a file, or stdin for `-`.
 fn read_input(path: &std::path::Path) -> std::io::Result<String> {
-    if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    }
+    if path.as_os_str() == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

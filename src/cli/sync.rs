@@ -68,7 +68,8 @@ pub fn run(args: SyncArgs) -> anyhow::Result<Exit> {
     let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
     match &args.output_dir {
         Some(dir) => {
-            let written = output::write_dir(dir, &objects).with_context(|| format!("cannot write policies to {}", dir.display()))?;
+            let written = output::write_dir(dir, &objects)
+                .with_context(|| format!("cannot write policies to {}", dir.display()))?;
             tracing::info!(files = written.len(), dir = %dir.display(), "policies written");
         }
         None => {

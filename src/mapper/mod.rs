@@ -16,9 +16,9 @@ mod registry;
 
 pub use engine::Limits;
 pub use error::{CallError, LoadError};
+pub(crate) use plugin::is_dns_label;
 pub use plugin::{MappedPolicy, Plugin, PluginInfo, Scope, Source};
 pub use registry::Registry;
-pub(crate) use plugin::is_dns_label;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

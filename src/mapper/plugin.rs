@@ -137,7 +137,8 @@ impl Plugin {
         source: Source,
         limits: Limits,
     ) -> Result<Plugin, LoadError> {
-        let link_error = |e: wasmtime::Error| LoadError::Link { source_name: source.to_string(), reason: format!("{e:#}") };
+        let link_error =
+            |e: wasmtime::Error| LoadError::Link { source_name: source.to_string(), reason: format!("{e:#}") };
         let mut linker = Linker::<State>::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         let pre = MapperPre::new(linker.instantiate_pre(component).map_err(link_error)?).map_err(link_error)?;
@@ -151,7 +152,10 @@ impl Plugin {
         let mut live = plugin.start().map_err(start_error)?;
         let limits = plugin.limits;
         live.store.set_epoch_deadline(limits.deadline_ticks());
-        let info = live.mapper.call_info(&mut live.store).map_err(|e| start_error(describe_trap(e, &live.store, &limits).to_string()))?;
+        let info = live
+            .mapper
+            .call_info(&mut live.store)
+            .map_err(|e| start_error(describe_trap(e, &live.store, &limits).to_string()))?;
         check_info(&info).map_err(|reason| LoadError::Info { source_name: plugin.info.source.to_string(), reason })?;
         plugin.info.name = info.name;
         plugin.info.version = info.version;
@@ -177,7 +181,8 @@ impl Plugin {
         let mut store = Store::new(engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(self.limits.deadline_ticks());
-        let mapper = self.pre.instantiate(&mut store).map_err(|e| describe_trap(e, &store, &self.limits).to_string())?;
+        let mapper =
+            self.pre.instantiate(&mut store).map_err(|e| describe_trap(e, &store, &self.limits).to_string())?;
         store.set_epoch_deadline(self.limits.deadline_ticks());
         match mapper.call_configure(&mut store, &[]) {
             Ok(Ok(())) => Ok(Live { store, mapper }),
@@ -267,7 +272,10 @@ fn is_slug(text: &str, max: usize) -> bool {
 
 fn check_info(info: &wit::MapperInfo) -> Result<(), String> {
     if !is_slug(&info.name, 40) {
-        return Err(format!("name {:?} is not a slug of lowercase letters, digits and '-' (at most 40)", clip(&info.name)));
+        return Err(format!(
+            "name {:?} is not a slug of lowercase letters, digits and '-' (at most 40)",
+            clip(&info.name)
+        ));
     }
     if info.version.is_empty() || info.version.len() > 64 {
         return Err("version must be 1 to 64 characters".into());
@@ -300,15 +308,16 @@ fn check_output(policies: Vec<wit::Policy>, limits: &Limits) -> Result<Vec<Mappe
     policies
         .into_iter()
         .enumerate()
-        .map(|(i, policy)| {
-            check_policy(policy, limits).map_err(|reason| format!("policy {}: {reason}", i + 1))
-        })
+        .map(|(i, policy)| check_policy(policy, limits).map_err(|reason| format!("policy {}: {reason}", i + 1)))
         .collect()
 }
 
 fn check_policy(policy: wit::Policy, limits: &Limits) -> Result<MappedPolicy, String> {
     if !is_slug(&policy.template, 40) {
-        return Err(format!("template {:?} is not a slug of lowercase letters, digits and '-' (at most 40)", clip(&policy.template)));
+        return Err(format!(
+            "template {:?} is not a slug of lowercase letters, digits and '-' (at most 40)",
+            clip(&policy.template)
+        ));
     }
     if !is_technique(&policy.technique) {
         return Err(format!("technique {:?} is not a MITRE ATT&CK id like T1552.005", clip(&policy.technique)));
@@ -319,10 +328,21 @@ fn check_policy(policy: wit::Policy, limits: &Limits) -> Result<MappedPolicy, St
         wit::Scope::Namespace(ns) => return Err(format!("namespace {:?} is not a valid namespace name", clip(&ns))),
     };
     if policy.indicators.len() > limits.max_indicators {
-        return Err(format!("{} indicators, more than the limit of {}", policy.indicators.len(), limits.max_indicators));
+        return Err(format!(
+            "{} indicators, more than the limit of {}",
+            policy.indicators.len(),
+            limits.max_indicators
+        ));
     }
-    if let Some(bad) = policy.indicators.iter().find(|i| i.is_empty() || i.len() > 256 || i.chars().any(|c| c.is_control() || c == ',')) {
-        return Err(format!("indicator {:?} is empty, longer than 256 bytes, or has a comma or control character", clip(bad)));
+    if let Some(bad) = policy
+        .indicators
+        .iter()
+        .find(|i| i.is_empty() || i.len() > 256 || i.chars().any(|c| c.is_control() || c == ','))
+    {
+        return Err(format!(
+            "indicator {:?} is empty, longer than 256 bytes, or has a comma or control character",
+            clip(bad)
+        ));
     }
     if policy.spec.len() > limits.max_spec_bytes {
         return Err(format!("spec of {} bytes, more than the limit of {}", policy.spec.len(), limits.max_spec_bytes));
@@ -331,7 +351,13 @@ fn check_policy(policy: wit::Policy, limits: &Limits) -> Result<MappedPolicy, St
     if !spec.is_object() {
         return Err("spec is not a JSON object".into());
     }
-    Ok(MappedPolicy { template: policy.template, technique: policy.technique, scope, indicators: policy.indicators, spec })
+    Ok(MappedPolicy {
+        template: policy.template,
+        technique: policy.technique,
+        scope,
+        indicators: policy.indicators,
+        spec,
+    })
 }
 
 #[cfg(test)]

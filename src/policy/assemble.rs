@@ -119,7 +119,10 @@ impl Group {
                 (labels::TEMPLATE.to_string(), template.to_string()),
             ]),
             annotations: BTreeMap::from([
-                (labels::FINDING_IDS.to_string(), finding_ids.iter().take(MAX_LISTED_IDS).cloned().collect::<Vec<_>>().join(",")),
+                (
+                    labels::FINDING_IDS.to_string(),
+                    finding_ids.iter().take(MAX_LISTED_IDS).cloned().collect::<Vec<_>>().join(","),
+                ),
                 (labels::FINDING_COUNT.to_string(), finding_ids.len().to_string()),
                 (labels::INDICATORS.to_string(), self.indicators.into_iter().collect::<Vec<_>>().join(",")),
                 (labels::MAPPER.to_string(), self.mapper),
@@ -235,8 +238,10 @@ fn slug(text: &str) -> String {
 
 /// A category as a label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
 fn label_value(category: &str) -> String {
-    let cleaned: String =
-        category.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect();
+    let cleaned: String = category
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
+        .collect();
     let mut value = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
     if value.len() > 63 || value != category {
         let hash = short_hash(category);
@@ -271,17 +276,23 @@ mod tests {
 
     #[test]
     fn same_shape_merges_and_order_does_not_matter() {
-        let a = || vec![draft("b", None, &["4444", "3333"]), draft("a", None, &["5555"]), draft("c", Some("shop"), &["1"])];
+        let a =
+            || vec![draft("b", None, &["4444", "3333"]), draft("a", None, &["5555"]), draft("c", Some("shop"), &["1"])];
         let mut reversed = a();
         reversed.reverse();
         let (x, y) = (assemble(a(), Mode::Post), assemble(reversed, Mode::Post));
         assert_eq!(x.len(), 2);
-        assert_eq!(format!("{:?}", x.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()),
-                   format!("{:?}", y.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()));
+        assert_eq!(
+            format!("{:?}", x.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()),
+            format!("{:?}", y.iter().map(|a| a.object.to_value()).collect::<Vec<_>>())
+        );
         let merged = &x[0].object;
         assert_eq!(merged.name, "cdr-crypto-mining-pool-ports");
         assert_eq!(merged.kind, Kind::TracingPolicy);
-        assert_eq!(merged.spec["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"], json!(["3333", "4444", "5555"]));
+        assert_eq!(
+            merged.spec["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"],
+            json!(["3333", "4444", "5555"])
+        );
         assert_eq!(merged.annotations[labels::FINDING_IDS], "a,b");
         assert_eq!(merged.labels[labels::MODE], "audit");
         assert_eq!(x[1].object.kind, Kind::TracingPolicyNamespaced);

@@ -48,15 +48,13 @@ pub fn split(text: &str) -> Result<Vec<Record>, DocumentError> {
     let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
     let first = stream.next();
     let single = stream.next().is_none() && matches!(first, Some(Ok(_)));
-    if single {
-        if let Some(Ok(Value::Object(mut object))) = first {
-            return match object.remove("content") {
-                Some(Value::Array(items)) => Ok(numbered(items)),
-                Some(Value::Null) => Ok(Vec::new()),
-                Some(_) => Err(DocumentError::ContentNotArray),
-                None => Ok(vec![Record { position: "record 1".into(), value: Ok(Value::Object(object)) }]),
-            };
-        }
+    if single && let Some(Ok(Value::Object(mut object))) = first {
+        return match object.remove("content") {
+            Some(Value::Array(items)) => Ok(numbered(items)),
+            Some(Value::Null) => Ok(Vec::new()),
+            Some(_) => Err(DocumentError::ContentNotArray),
+            None => Ok(vec![Record { position: "record 1".into(), value: Ok(Value::Object(object)) }]),
+        };
     }
     Ok(text
         .lines()

@@ -29,16 +29,15 @@ pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
     };
     let fields = Fields(record);
     let id = fields.text(&["uuid", "id", "findingId"])?.ok_or_else(|| malformed("missing `uuid`"))?;
-    let category = fields
-        .text(&["threatCategory", "category"])?
-        .ok_or_else(|| malformed("missing `threatCategory`"))?;
+    let category =
+        fields.text(&["threatCategory", "category"])?.ok_or_else(|| malformed("missing `threatCategory`"))?;
     let destination_ip = match fields.text(&["destinationIp", "destinationIP", "dstIp"])? {
-        Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| malformed(format!("`destinationIp` {ip:?} is not an IP address")))?),
+        Some(ip) => {
+            Some(ip.parse::<IpAddr>().map_err(|_| malformed(format!("`destinationIp` {ip:?} is not an IP address")))?)
+        }
         // `triggeredResource`/`affectedResource` often hold the suspicious
         // address, but just as often a host name: use them only as an address.
-        None => fields
-            .text(&["triggeredResource", "affectedResource"])?
-            .and_then(|resource| resource.parse().ok()),
+        None => fields.text(&["triggeredResource", "affectedResource"])?.and_then(|resource| resource.parse().ok()),
     };
     let binary = fields.text(&["processPath", "processName", "process"])?;
     let arguments = match fields.text(&["processArgs", "commandLine", "cmdLine"])? {
@@ -135,7 +134,9 @@ impl Fields<'_> {
             Some((_, Value::Number(n))) => n.to_string(),
             Some((_, Value::String(s))) if s.trim().is_empty() => return Ok(None),
             Some((_, Value::String(s))) => s.trim().to_string(),
-            Some((name, other)) => return Err(malformed(format!("`{name}` should be a port number, got {}", kind(other)))),
+            Some((name, other)) => {
+                return Err(malformed(format!("`{name}` should be a port number, got {}", kind(other))));
+            }
         };
         match raw.parse::<u16>() {
             Ok(port) if port > 0 => Ok(Some(port)),
@@ -152,15 +153,15 @@ impl Fields<'_> {
                 .iter()
                 .filter_map(|item| match item {
                     Value::String(s) => Some(s.clone()),
-                    Value::Object(o) => o
-                        .get("technique")
-                        .or_else(|| o.get("techniqueId"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    Value::Object(o) => {
+                        o.get("technique").or_else(|| o.get("techniqueId")).and_then(Value::as_str).map(str::to_string)
+                    }
                     _ => None,
                 })
                 .collect(),
-            Some((name, other)) => return Err(malformed(format!("`{name}` should be an object or a list, got {}", kind(other)))),
+            Some((name, other)) => {
+                return Err(malformed(format!("`{name}` should be an object or a list, got {}", kind(other))));
+            }
         };
         ids.iter_mut().for_each(|id| *id = id.trim().to_string());
         ids.retain(|id| !id.is_empty());
@@ -199,12 +200,7 @@ fn rfc3339_from_millis(millis: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -52,16 +52,18 @@ fn every_input_form_gives_the_same_policies() {
     let out = bin().args(["sync", "-o", "json", "--from-file", "-"]).write_stdin(lines.clone()).assert().success();
     outputs.push(out.get_output().stdout.clone());
     assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the forms disagree");
-    assert_eq!(names(&outputs[0]), ["cdr-reverse-shell-peer-addresses", "cdr-reverse-shell-shell-egress", "cdr-crypto-mining-pool-ports"]);
+    assert_eq!(
+        names(&outputs[0]),
+        ["cdr-reverse-shell-peer-addresses", "cdr-reverse-shell-shell-egress", "cdr-crypto-mining-pool-ports"]
+    );
 }
 
 #[test]
 fn yaml_is_the_default_output_and_is_a_document_stream() {
     let out = bin().args(["sync", "--from-file", "samples/findings.json"]).assert().success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    let documents: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let documents: Vec<serde_yaml::Value> =
+        serde_yaml::Deserializer::from_str(&stdout).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
     assert_eq!(documents.len(), 9);
     assert!(documents.iter().all(|d| d["apiVersion"] == "cilium.io/v1alpha1"));
 }
@@ -69,7 +71,8 @@ fn yaml_is_the_default_output_and_is_a_document_stream() {
 #[test]
 fn output_dir_writes_one_file_per_object() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["sync", "--from-file", "samples/findings.json", "--output-dir"]).arg(dir.path()).assert().success();
+    let out =
+        bin().args(["sync", "--from-file", "samples/findings.json", "--output-dir"]).arg(dir.path()).assert().success();
     assert!(out.get_output().stdout.is_empty(), "nothing on stdout with --output-dir");
     let listed = bin().args(["sync", "--from-file", "samples/findings.json", "-o", "json"]).assert().success();
     for policy in policies_of(&listed.get_output().stdout) {
@@ -133,7 +136,11 @@ fn usage_errors_exit_2() {
 fn action_sigkill_enforces_and_post_audits() {
     let input = json!([finding("e-1", "Privilege_Escalation")]).to_string();
     let actions = |mode: &str| {
-        let out = bin().args(["sync", "-o", "json", "--from-file", "-", "--action", mode]).write_stdin(input.clone()).assert().success();
+        let out = bin()
+            .args(["sync", "-o", "json", "--from-file", "-", "--action", mode])
+            .write_stdin(input.clone())
+            .assert()
+            .success();
         let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
         (text.contains("\"Sigkill\""), text.contains("\"Post\""), text.contains("\"enforce\""))
     };

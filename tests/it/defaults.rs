@@ -24,7 +24,13 @@ const CATEGORIES: [&str; 6] = [
 fn variants() -> Vec<Value> {
     let namespaces = [None, Some("payments")];
     let binaries = [None, Some("/usr/bin/curl"), Some("nmap"), Some("/bin/bash"), Some("/tmp/evil binary")];
-    let peers = [None, Some(("203.0.113.9", 3334)), Some(("169.254.170.2", 80)), Some(("10.1.2.3", 443)), Some(("2001:db8::7", 14444))];
+    let peers = [
+        None,
+        Some(("203.0.113.9", 3334)),
+        Some(("169.254.170.2", 80)),
+        Some(("10.1.2.3", 443)),
+        Some(("2001:db8::7", 14444)),
+    ];
     let mut out = Vec::new();
     for category in CATEGORIES {
         for namespace in namespaces {
@@ -79,10 +85,7 @@ fn every_default_policy_is_valid_in_both_modes_and_versions() {
 #[test]
 fn private_and_cluster_addresses_are_never_blocked() {
     let mut registry = Registry::with_defaults(Limits::default()).unwrap();
-    let records = variants()
-        .into_iter()
-        .map(|value| Record { position: String::new(), value: Ok(value) })
-        .collect();
+    let records = variants().into_iter().map(|value| Record { position: String::new(), value: Ok(value) }).collect();
     let outcome = pipeline::run(records, &mut registry, &Options::default());
     for assembled in &outcome.policies {
         let text = assembled.object.spec.to_string();
@@ -101,7 +104,10 @@ fn the_embedded_crds_are_the_reference_ones() {
         ("crds/tetragon/main/cilium.io_tracingpolicies.yaml", "cilium.io_tracingpolicies.yaml"),
         ("crds/tetragon/main/cilium.io_tracingpoliciesnamespaced.yaml", "cilium.io_tracingpoliciesnamespaced.yaml"),
         ("crds/tetragon/v1.7.0/cilium.io_tracingpolicies.yaml", "v1.7.0/cilium.io_tracingpolicies.yaml"),
-        ("crds/tetragon/v1.7.0/cilium.io_tracingpoliciesnamespaced.yaml", "v1.7.0/cilium.io_tracingpoliciesnamespaced.yaml"),
+        (
+            "crds/tetragon/v1.7.0/cilium.io_tracingpoliciesnamespaced.yaml",
+            "v1.7.0/cilium.io_tracingpoliciesnamespaced.yaml",
+        ),
     ] {
         let ours = std::fs::read(root().join(embedded)).unwrap();
         let theirs = std::fs::read(shared.join(reference)).unwrap();

@@ -28,7 +28,8 @@ fn sample_findings() -> Vec<Value> {
 fn shuffled_input_gives_byte_identical_output() {
     let findings = sample_findings();
     let run = |input: Vec<Value>| {
-        let out = bin().args(["sync", "--from-file", "-"]).write_stdin(Value::Array(input).to_string()).assert().success();
+        let out =
+            bin().args(["sync", "--from-file", "-"]).write_stdin(Value::Array(input).to_string()).assert().success();
         out.get_output().stdout.clone()
     };
     let reference = run(findings.clone());

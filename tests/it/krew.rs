@@ -21,7 +21,8 @@ fn the_krew_manifest_covers_every_platform() {
         let sha = platform["sha256"].as_str().unwrap();
         assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{sha}");
         assert!(platform["uri"].as_str().unwrap().contains(version));
-        let files: Vec<&str> = platform["files"].as_sequence().unwrap().iter().map(|f| f["from"].as_str().unwrap()).collect();
+        let files: Vec<&str> =
+            platform["files"].as_sequence().unwrap().iter().map(|f| f["from"].as_str().unwrap()).collect();
         assert!(files.contains(&"LICENSE") && files.contains(&"kubectl-qualys_respond"), "{files:?}");
     }
     seen.sort();

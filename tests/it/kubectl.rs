@@ -7,9 +7,10 @@ use std::process::Command;
 fn kubectl_finds_the_plugin_and_prints_our_usage() {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-qualys_respond"));
     let bin_dir = binary.parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir.to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
     let output = Command::new("kubectl")

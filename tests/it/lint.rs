@@ -33,7 +33,12 @@ fn dport_on_sockaddr() {
 
 #[test]
 fn contains_operator() {
-    assert_rule("contains-operator.yaml", "matchArgs[0].operator", "loader/operator", "no Contains operator; use SubString");
+    assert_rule(
+        "contains-operator.yaml",
+        "matchArgs[0].operator",
+        "loader/operator",
+        "no Contains operator; use SubString",
+    );
     assert_rule("contains-operator.yaml", "matchArgs[0].operator", "schema", "\"Contains\" is not one of");
 }
 
@@ -49,7 +54,12 @@ fn undeclared_index() {
 
 #[test]
 fn too_many_selectors() {
-    assert_rule("too-many-selectors.yaml", "spec.kprobes[0].selectors", "loader/too-many-selectors", "6 selectors, at most 5");
+    assert_rule(
+        "too-many-selectors.yaml",
+        "spec.kprobes[0].selectors",
+        "loader/too-many-selectors",
+        "6 selectors, at most 5",
+    );
 }
 
 #[test]
@@ -81,7 +91,12 @@ fn unscoped_sigkill() {
 
 #[test]
 fn a_selector_that_reaches_kubelet() {
-    assert_rule("kills-kubelet.yaml", "selectors[0]", "safety/protected-binary", "Prefix matches the protected binary /usr/bin/");
+    assert_rule(
+        "kills-kubelet.yaml",
+        "selectors[0]",
+        "safety/protected-binary",
+        "Prefix matches the protected binary /usr/bin/",
+    );
 }
 
 #[test]

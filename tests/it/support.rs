@@ -43,7 +43,17 @@ fn build_component(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = StdCommand::new(cargo)
         .current_dir(root())
-        .args(["build", "--quiet", "--locked", "--profile", "plugin", "--target", "wasm32-wasip2", "--package", package])
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+            "--package",
+            package,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .status()

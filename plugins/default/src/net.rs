@@ -50,9 +50,8 @@ pub fn host_cidr(ip: IpAddr) -> String {
 
 /// Interpreters and shells: a finding that names one of them must not turn
 /// into a rule against every use of it.
-const TOO_COMMON: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ash", "ksh", "busybox", "env", "python", "python3", "perl", "ruby", "node", "java",
-];
+const TOO_COMMON: &[&str] =
+    &["sh", "bash", "dash", "zsh", "ash", "ksh", "busybox", "env", "python", "python3", "perl", "ruby", "node", "java"];
 
 /// The executable's base name, when it is specific enough to block by name.
 pub fn specific_basename(binary: &str) -> Option<&str> {

@@ -27,7 +27,11 @@ pub(crate) struct Draft {
 
 /// The categories of the design, with their MITRE techniques.
 pub const CATEGORIES: &[Category] = &[
-    Category { name: "Cloud_Credentials_Accessed_By_Network_Utility", technique: "T1552.005", build: cloud_credentials },
+    Category {
+        name: "Cloud_Credentials_Accessed_By_Network_Utility",
+        technique: "T1552.005",
+        build: cloud_credentials,
+    },
     Category { name: "Network_Scanning_Utility", technique: "T1046", build: network_scanning },
     Category { name: "Container_Escape", technique: "T1611", build: container_escape },
     Category { name: "Privilege_Escalation", technique: "T1548", build: privilege_escalation },
@@ -217,7 +221,11 @@ fn privilege_escalation(_: &Finding) -> Vec<Draft> {
     };
     vec![Draft {
         template: "setuid-root",
-        indicators: vec!["syscall:setuid=0".into(), "syscall:setreuid-euid=0".into(), "syscall:setresuid-euid=0".into()],
+        indicators: vec![
+            "syscall:setuid=0".into(),
+            "syscall:setreuid-euid=0".into(),
+            "syscall:setresuid-euid=0".into(),
+        ],
         spec: json!({
             "kprobes": [to_root("__sys_setuid", 0), to_root("__sys_setreuid", 1), to_root("__sys_setresuid", 1)]
         }),

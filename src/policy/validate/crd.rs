@@ -44,7 +44,11 @@ pub(crate) const CRDS: [(TetragonVersion, Kind, &str); 4] = [
     (TetragonVersion::Main, Kind::TracingPolicy, crd!("main", "cilium.io_tracingpolicies.yaml")),
     (TetragonVersion::Main, Kind::TracingPolicyNamespaced, crd!("main", "cilium.io_tracingpoliciesnamespaced.yaml")),
     (TetragonVersion::V1_7_0, Kind::TracingPolicy, crd!("v1.7.0", "cilium.io_tracingpolicies.yaml")),
-    (TetragonVersion::V1_7_0, Kind::TracingPolicyNamespaced, crd!("v1.7.0", "cilium.io_tracingpoliciesnamespaced.yaml")),
+    (
+        TetragonVersion::V1_7_0,
+        Kind::TracingPolicyNamespaced,
+        crd!("v1.7.0", "cilium.io_tracingpoliciesnamespaced.yaml"),
+    ),
 ];
 
 /// The `openAPIV3Schema` of one kind at one version.

@@ -34,8 +34,8 @@ enum ArgClass {
 
 fn class_of(arg_type: &str) -> ArgClass {
     match arg_type {
-        "int" | "sint8" | "int8" | "uint8" | "sint16" | "int16" | "uint16" | "uint32" | "sint32" | "int32" | "ulong"
-        | "uint64" | "size_t" | "long" | "sint64" | "int64" | "syscall64" | "capability" | "kernel_cap_t"
+        "int" | "sint8" | "int8" | "uint8" | "sint16" | "int16" | "uint16" | "uint32" | "sint32" | "int32"
+        | "ulong" | "uint64" | "size_t" | "long" | "sint64" | "int64" | "syscall64" | "capability" | "kernel_cap_t"
         | "cap_inheritable" | "cap_permitted" | "cap_effective" | "bpf_cmd" => ArgClass::Integer,
         "string" | "char_buf" | "char_iovec" | "const_buf" | "filename" | "linux_binprm" | "data_loc" => ArgClass::Text,
         "file" | "path" | "fd" | "dentry" => ArgClass::FilePath,
@@ -54,7 +54,17 @@ const SOCKET_ONLY_OPS: &[&str] = &["Protocol", "Family", "State"];
 const TEXT_OPS: &[&str] =
     &["Equal", "NotEqual", "Prefix", "NotPrefix", "Postfix", "NotPostfix", "SubString", "SubStringIgnCase"];
 const INT_OPS: &[&str] = &[
-    "Equal", "NotEqual", "GT", "LT", "GreaterThan", "LessThan", "Mask", "InRange", "NotInRange", "InMap", "NotInMap",
+    "Equal",
+    "NotEqual",
+    "GT",
+    "LT",
+    "GreaterThan",
+    "LessThan",
+    "Mask",
+    "InRange",
+    "NotInRange",
+    "InMap",
+    "NotInMap",
     "CapabilitiesGained",
 ];
 /// Integer operators whose values sit in a fixed-size array in BPF.
@@ -100,10 +110,18 @@ fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
             out.push(problem("metadata.namespace", "loader/namespace", "a TracingPolicyNamespaced needs a namespace"));
         }
         (Kind::TracingPolicyNamespaced, Some(ns)) if !crate::mapper::is_dns_label(ns) => {
-            out.push(problem("metadata.namespace", "loader/namespace", format!("{ns:?} is not a valid namespace name")));
+            out.push(problem(
+                "metadata.namespace",
+                "loader/namespace",
+                format!("{ns:?} is not a valid namespace name"),
+            ));
         }
         (Kind::TracingPolicy, Some(_)) => {
-            out.push(problem("metadata.namespace", "loader/namespace", "a TracingPolicy is cluster-wide and takes no namespace"));
+            out.push(problem(
+                "metadata.namespace",
+                "loader/namespace",
+                "a TracingPolicy is cluster-wide and takes no namespace",
+            ));
         }
         _ => {}
     }
@@ -147,13 +165,19 @@ fn check_kprobe(hook: &Value, at: &str, calls: &mut BTreeSet<String>, out: &mut 
         out.push(problem(
             format!("{at}.call"),
             "loader/duplicate-call",
-            format!("{call:?} is hooked twice; with kprobe_multi a call may appear once per policy: merge the selectors"),
+            format!(
+                "{call:?} is hooked twice; with kprobe_multi a call may appear once per policy: merge the selectors"
+            ),
         ));
     }
     for (i, arg) in array(hook, "args").iter().enumerate() {
         let arg_type = text(arg, "type");
         if matches!(arg_type, "auto" | "syscall64") {
-            out.push(problem(format!("{at}.args[{i}].type"), "loader/arg-type", format!("{arg_type:?} is not accepted on kprobes")));
+            out.push(problem(
+                format!("{at}.args[{i}].type"),
+                "loader/arg-type",
+                format!("{arg_type:?} is not accepted on kprobes"),
+            ));
         }
     }
 }
@@ -170,7 +194,11 @@ impl Hook<'_> {
     fn check(&self, out: &mut Vec<Problem>) {
         let (args, data) = (array(self.hook, "args"), array(self.hook, "data"));
         if args.len() + data.len() > MAX_ARGS {
-            out.push(problem(self.at, "loader/too-many-args", format!("{} args and data, at most {MAX_ARGS}", args.len() + data.len())));
+            out.push(problem(
+                self.at,
+                "loader/too-many-args",
+                format!("{} args and data, at most {MAX_ARGS}", args.len() + data.len()),
+            ));
         }
         let selectors = array(self.hook, "selectors");
         if selectors.len() > MAX_SELECTORS {
@@ -186,7 +214,11 @@ impl Hook<'_> {
             substrings += self.check_selector(selector, &at, args, out);
         }
         if substrings > MAX_SUBSTRINGS_PER_HOOK {
-            out.push(problem(self.at, "loader/substring", format!("{substrings} SubString values, at most {MAX_SUBSTRINGS_PER_HOOK} per hook")));
+            out.push(problem(
+                self.at,
+                "loader/substring",
+                format!("{substrings} SubString values, at most {MAX_SUBSTRINGS_PER_HOOK} per hook"),
+            ));
         }
     }
 
@@ -194,11 +226,19 @@ impl Hook<'_> {
     fn check_selector(&self, selector: &Value, at: &str, args: &[Value], out: &mut Vec<Problem>) -> usize {
         let (match_args, match_data) = (array(selector, "matchArgs"), array(selector, "matchData"));
         if match_args.len() + match_data.len() > MAX_MATCH_ARGS {
-            out.push(problem(at, "loader/too-many-match-args", format!("{} matchArgs and matchData, at most {MAX_MATCH_ARGS}", match_args.len() + match_data.len())));
+            out.push(problem(
+                at,
+                "loader/too-many-match-args",
+                format!("{} matchArgs and matchData, at most {MAX_MATCH_ARGS}", match_args.len() + match_data.len()),
+            ));
         }
         let actions = array(selector, "matchActions");
         if actions.len() > MAX_ACTIONS {
-            out.push(problem(format!("{at}.matchActions"), "loader/too-many-actions", format!("{} actions, at most {MAX_ACTIONS}", actions.len())));
+            out.push(problem(
+                format!("{at}.matchActions"),
+                "loader/too-many-actions",
+                format!("{} actions, at most {MAX_ACTIONS}", actions.len()),
+            ));
         }
         for (a, action) in actions.iter().enumerate() {
             self.check_action(action, &format!("{at}.matchActions[{a}]"), out);
@@ -212,7 +252,11 @@ impl Hook<'_> {
         }
         for (n, entry) in namespaces.iter().enumerate() {
             if array(entry, "values").len() > 4 {
-                out.push(problem(format!("{at}.matchNamespaces[{n}].values"), "loader/namespaces", "more than 4 values"));
+                out.push(problem(
+                    format!("{at}.matchNamespaces[{n}].values"),
+                    "loader/namespaces",
+                    "more than 4 values",
+                ));
             }
         }
         if array(selector, "matchNamespaceChanges").len() > 1 {
@@ -235,19 +279,25 @@ impl Hook<'_> {
                     "kprobes" if syscall => true,
                     "kprobes" if call.starts_with("security_") => {
                         if !self.kprobe_multi_off {
-                            out.push(problem(at, "loader/override", format!(
-                                "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret)"
-                            )));
+                            out.push(problem(
+                                at,
+                                "loader/override",
+                                format!("Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret)"),
+                            ));
                         }
                         true
                     }
                     _ => false,
                 };
                 if !allowed {
-                    out.push(problem(at, "loader/override", format!(
-                        "Override only works on syscalls, security_* functions and LSM hooks, not {}; use Sigkill",
-                        if call.is_empty() { self.list } else { call }
-                    )));
+                    out.push(problem(
+                        at,
+                        "loader/override",
+                        format!(
+                            "Override only works on syscalls, security_* functions and LSM hooks, not {}; use Sigkill",
+                            if call.is_empty() { self.list } else { call }
+                        ),
+                    ));
                 }
             }
             "NotifyEnforcer" if !self.has_enforcer => {
@@ -261,7 +311,11 @@ impl Hook<'_> {
 fn check_binaries(entry: &Value, at: &str, out: &mut Vec<Problem>) {
     let operator = text(entry, "operator");
     if entry.get("followChildren").and_then(Value::as_bool) == Some(true) && !matches!(operator, "In" | "NotIn") {
-        out.push(problem(format!("{at}.followChildren"), "loader/follow-children", format!("followChildren works only with In and NotIn, not {operator}")));
+        out.push(problem(
+            format!("{at}.followChildren"),
+            "loader/follow-children",
+            format!("followChildren works only with In and NotIn, not {operator}"),
+        ));
     }
     let limit = match operator {
         "In" | "NotIn" => 255,
@@ -272,7 +326,11 @@ fn check_binaries(entry: &Value, at: &str, out: &mut Vec<Problem>) {
     for (v, value) in array(entry, "values").iter().enumerate() {
         let len = value.as_str().map_or(0, str::len);
         if len > limit {
-            out.push(problem(format!("{at}.values[{v}]"), "loader/binary-path-length", format!("{len} bytes; {operator} allows at most {limit}")));
+            out.push(problem(
+                format!("{at}.values[{v}]"),
+                "loader/binary-path-length",
+                format!("{len} bytes; {operator} allows at most {limit}"),
+            ));
         }
     }
 }
@@ -282,12 +340,20 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
     let operator = text(matcher, "operator");
     let values: Vec<&Value> = array(matcher, "values").iter().collect();
     if operator == "Contains" {
-        out.push(problem(format!("{at}.operator"), "loader/operator", "Tetragon has no Contains operator; use SubString"));
+        out.push(problem(
+            format!("{at}.operator"),
+            "loader/operator",
+            "Tetragon has no Contains operator; use SubString",
+        ));
         return 0;
     }
     let Some(index) = matcher.get("index").and_then(Value::as_u64) else { return 0 };
     let Some(arg) = args.iter().find(|a| a.get("index").and_then(Value::as_u64) == Some(index)) else {
-        out.push(problem(format!("{at}.index"), "loader/undeclared-index", format!("index {index} is not declared in the hook's args")));
+        out.push(problem(
+            format!("{at}.index"),
+            "loader/undeclared-index",
+            format!("index {index} is not declared in the hook's args"),
+        ));
         return 0;
     };
     let arg_type = text(arg, "type");
@@ -317,15 +383,19 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
     let value_at = |v: usize| format!("{at}.values[{v}]");
     let strings = values.iter().enumerate().map(|(v, value)| (v, value.as_str().unwrap_or_default()));
     if class == ArgClass::Integer && CAPPED_INT_OPS.contains(&operator) && values.len() > MAX_INT_VALUES {
-        out.push(problem(format!("{at}.values"), "loader/too-many-values", format!(
-            "{} values; {operator} on integers takes at most {MAX_INT_VALUES} (use InMap)", values.len()
-        )));
+        out.push(problem(
+            format!("{at}.values"),
+            "loader/too-many-values",
+            format!("{} values; {operator} on integers takes at most {MAX_INT_VALUES} (use InMap)", values.len()),
+        ));
     }
     match operator {
         _ if class == ArgClass::Integer && operator != "CapabilitiesGained" => {
             for (v, value) in strings {
                 let ok = match operator {
-                    "InRange" | "NotInRange" => value.split_once(':').is_some_and(|(a, b)| is_number(a) && is_number(b)),
+                    "InRange" | "NotInRange" => {
+                        value.split_once(':').is_some_and(|(a, b)| is_number(a) && is_number(b))
+                    }
                     _ => is_number(value),
                 };
                 if !ok {
@@ -337,22 +407,38 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
         }
         op if ADDRESS_OPS.contains(&op) => {
             for (v, value) in strings.filter(|(_, value)| !is_address(value)) {
-                out.push(problem(value_at(v), "loader/address-value", format!("{value:?} is not an IP address or CIDR")));
+                out.push(problem(
+                    value_at(v),
+                    "loader/address-value",
+                    format!("{value:?} is not an IP address or CIDR"),
+                ));
             }
         }
         op if PORT_OPS.contains(&op) && !PRIV_PORT_OPS.contains(&op) => {
             for (v, value) in strings.filter(|(_, value)| !is_port_or_range(value)) {
-                out.push(problem(value_at(v), "loader/port-value", format!("{value:?} is not a port or min:max range")));
+                out.push(problem(
+                    value_at(v),
+                    "loader/port-value",
+                    format!("{value:?} is not a port or min:max range"),
+                ));
             }
         }
         "FileType" | "NotFileType" => {
             for (v, value) in strings.filter(|(_, value)| !FILE_TYPES.contains(value)) {
-                out.push(problem(value_at(v), "loader/file-type", format!("{value:?} is not one of {}", FILE_TYPES.join(", "))));
+                out.push(problem(
+                    value_at(v),
+                    "loader/file-type",
+                    format!("{value:?} is not one of {}", FILE_TYPES.join(", ")),
+                ));
             }
         }
         "SubString" | "SubStringIgnCase" => {
             for (v, value) in strings.filter(|(_, value)| value.len() > MAX_SUBSTRING_LEN) {
-                out.push(problem(value_at(v), "loader/substring", format!("{} bytes; SubString values must be under 100", value.len())));
+                out.push(problem(
+                    value_at(v),
+                    "loader/substring",
+                    format!("{} bytes; SubString values must be under 100", value.len()),
+                ));
             }
             return values.len();
         }

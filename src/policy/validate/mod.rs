@@ -62,7 +62,8 @@ pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
     for (version, found) in &by_version {
         for p in found {
             let everywhere = by_version.iter().all(|(_, other)| other.contains(p));
-            let rule = if everywhere || versions.len() == 1 { "schema".to_string() } else { format!("schema ({version})") };
+            let rule =
+                if everywhere || versions.len() == 1 { "schema".to_string() } else { format!("schema ({version})") };
             schema_problems.push(Problem { rule, ..p.clone() });
         }
     }
@@ -99,7 +100,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_enums_are_schema_problems() {
-        let found = validate(&object(json!({"kprobes": [{"call": "x", "syscall": false, "bogus": 1}]})), TetragonVersion::ALL);
+        let found =
+            validate(&object(json!({"kprobes": [{"call": "x", "syscall": false, "bogus": 1}]})), TetragonVersion::ALL);
         assert!(found.iter().any(|p| p.path == "spec.kprobes[0].bogus" && p.rule == "schema"), "{found:?}");
         let found = validate(&object(json!({"nodeSelector": {}})), TetragonVersion::ALL);
         assert!(found.iter().any(|p| p.rule == "schema (v1.7.0)"), "{found:?}");

@@ -53,7 +53,11 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
 
 fn check_selector(hook_list: &str, hook: &Value, selector: &Value, at: &str, out: &mut Vec<Problem>) {
     if selector.pointer("/matchWorkloads/hostSelector").is_some_and(|h| !h.is_null()) {
-        out.push(problem(format!("{at}.matchWorkloads.hostSelector"), "safety/host", "an enforcing selector must not select host processes"));
+        out.push(problem(
+            format!("{at}.matchWorkloads.hostSelector"),
+            "safety/host",
+            "an enforcing selector must not select host processes",
+        ));
     }
     if matches!(hook_list, "uprobes" | "usdts") {
         let path = text(hook, "path");
@@ -65,7 +69,11 @@ fn check_selector(hook_list: &str, hook: &Value, selector: &Value, at: &str, out
     }
     let binaries = array(selector, "matchBinaries");
     if let Some(reason) = protected_match(binaries) {
-        out.push(problem(at, "safety/protected-binary", format!("an enforcing selector must never match kubelet, container runtimes or security agents: {reason}")));
+        out.push(problem(
+            at,
+            "safety/protected-binary",
+            format!("an enforcing selector must never match kubelet, container runtimes or security agents: {reason}"),
+        ));
     }
     let narrows_binaries = binaries.first().is_some_and(|b| matches!(text(b, "operator"), "In" | "Prefix" | "Postfix"));
     if !narrows_binaries && !FILTERS.iter().any(|f| !array(selector, f).is_empty()) {

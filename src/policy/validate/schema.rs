@@ -25,7 +25,8 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
-        let list: Vec<String> = allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
+        let list: Vec<String> =
+            allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
         out.push(problem(here, "schema", format!("{value} is not one of: {}", list.join(", "))));
     }
     match value {
@@ -35,7 +36,9 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
             for (key, child) in map {
                 let child_path = join(path, key);
                 match (properties.and_then(|p| p.get(key)), additional) {
-                    (Some(child_schema), _) | (None, Some(child_schema)) => check(child_schema, child, &child_path, out),
+                    (Some(child_schema), _) | (None, Some(child_schema)) => {
+                        check(child_schema, child, &child_path, out)
+                    }
                     (None, None) if properties.is_some() => {
                         out.push(problem(child_path, "schema", "unknown field"));
                     }
@@ -77,7 +80,9 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
         match cel::evaluate(expression, value) {
             Ok(true) => {}
             Ok(false) => out.push(problem(here, "schema", message)),
-            Err(unsupported) => out.push(problem(here, "schema", format!("cannot evaluate rule {expression:?}: {unsupported}"))),
+            Err(unsupported) => {
+                out.push(problem(here, "schema", format!("cannot evaluate rule {expression:?}: {unsupported}")))
+            }
         }
     }
 }
@@ -155,7 +160,11 @@ fn check_number(schema: &Value, number: &serde_json::Number, path: &str, out: &m
         _ => true,
     };
     if !fits {
-        out.push(problem(path, "schema", format!("{number} does not fit {}", schema["format"].as_str().unwrap_or_default())));
+        out.push(problem(
+            path,
+            "schema",
+            format!("{number} does not fit {}", schema["format"].as_str().unwrap_or_default()),
+        ));
     }
 }
 
@@ -185,7 +194,10 @@ mod tests {
             "c": {"type": "string", "maxLength": 3, "pattern": "^[a-z]*$"},
             "m": {"type": "object", "additionalProperties": {"type": "string"}},
         }});
-        assert_eq!(problems(schema.clone(), json!({"a": 1, "b": ["x"], "c": "ab", "m": {"k": "v"}})), Vec::<String>::new());
+        assert_eq!(
+            problems(schema.clone(), json!({"a": 1, "b": ["x"], "c": "ab", "m": {"k": "v"}})),
+            Vec::<String>::new()
+        );
         assert_eq!(
             problems(schema, json!({"a": -1, "b": ["y", "x"], "c": "ABCD", "m": {"k": 1}, "z": null, "q": 1})),
             vec![
@@ -199,7 +211,13 @@ mod tests {
                 "z: unknown field",
             ]
         );
-        assert_eq!(problems(json!({"type": "object", "required": ["a"]}), json!({})), vec!["a: required field is missing"]);
-        assert_eq!(problems(json!({"type": "integer", "format": "int32"}), json!(4_000_000_000u64)), vec!["(root): 4000000000 does not fit int32"]);
+        assert_eq!(
+            problems(json!({"type": "object", "required": ["a"]}), json!({})),
+            vec!["a: required field is missing"]
+        );
+        assert_eq!(
+            problems(json!({"type": "integer", "format": "int32"}), json!(4_000_000_000u64)),
+            vec!["(root): 4000000000 does not fit int32"]
+        );
     }
 }
