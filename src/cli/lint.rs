@@ -14,11 +14,8 @@ use crate::policy::validate::{self, TetragonVersion};
 ///
 /// Every problem is printed as FILE: KIND/NAME: PATH: MESSAGE [RULE]. Files
 /// may hold several YAML documents or a JSON/YAML `List`.
-///
-/// Examples:
-///   kubectl qualys-respond lint policies/*.yaml
-///   kubectl qualys-respond sync --from-file f.json | kubectl qualys-respond lint -
 #[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
 pub struct LintArgs {
     /// Files to check ('-' for stdin).
     #[arg(required = true, value_name = "FILE")]
@@ -28,6 +25,11 @@ pub struct LintArgs {
     #[arg(long, value_enum)]
     tetragon_version: Option<TetragonVersion>,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  kubectl qualys-respond lint policies/*.yaml
+  kubectl qualys-respond sync --from-file findings.json | kubectl qualys-respond lint -";
 
 pub fn run(args: LintArgs) -> anyhow::Result<Exit> {
     let versions = args.tetragon_version.map_or_else(|| TetragonVersion::ALL.to_vec(), |v| vec![v]);

@@ -19,12 +19,8 @@ use crate::qualys::records;
 /// of one category and namespace into one policy, and prints the policies as a
 /// YAML stream (or writes one file each with --output-dir). A summary goes to
 /// stderr.
-///
-/// Examples:
-///   kubectl qualys-respond sync --from-file findings.json
-///   kubectl qualys-respond sync --from-file - -o json < findings.jsonl
-///   kubectl qualys-respond sync --from-file findings.json --output-dir policies/ --action Sigkill
 #[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
 pub struct SyncArgs {
     /// Read findings from this file ('-' for stdin): the API envelope
     /// {"content": [...]}, a JSON array, or one JSON object per line.
@@ -48,6 +44,12 @@ pub struct SyncArgs {
     #[arg(long, value_enum)]
     tetragon_version: Option<TetragonVersion>,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  kubectl qualys-respond sync --from-file findings.json
+  kubectl qualys-respond sync --from-file - -o json < findings.jsonl
+  kubectl qualys-respond sync --from-file findings.json --output-dir policies/ --action Sigkill";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {

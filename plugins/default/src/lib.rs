@@ -99,3 +99,28 @@ pub fn normalise_category(name: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_match_case_insensitively_and_unknown_ones_are_refused() {
+        let finding = |category: &str| Finding { category: category.into(), ..Finding::default() };
+        let policies = map_finding(&finding("cloud_credentials_ACCESSED_by_network_utility")).unwrap();
+        assert_eq!(policies[0].technique, "T1552.005");
+        assert_eq!(policies[0].scope, Scope::Cluster);
+        assert!(map_finding(&finding("Unknown_Thing")).unwrap_err().contains("not handled"));
+    }
+
+    #[test]
+    fn every_category_has_policies() {
+        for category in CATEGORIES {
+            let finding =
+                Finding { category: category.name.into(), namespace: Some("ns".into()), ..Finding::default() };
+            let policies = map_finding(&finding).unwrap();
+            assert!(!policies.is_empty(), "{}", category.name);
+            assert!(policies.iter().all(|p| p.scope == Scope::Namespace("ns".into())));
+        }
+    }
+}

@@ -76,3 +76,51 @@ pub fn binary_paths(binary: &str) -> Vec<String> {
         None => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_peers() {
+        for public in ["198.51.100.7", "8.8.8.8", "2001:4860::8888"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        for private in [
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        assert!(is_public("172.200.0.1".parse().unwrap()), "172.200/16 is not 172.16/12");
+    }
+
+    #[test]
+    fn binaries_become_paths_only_when_specific() {
+        assert_eq!(binary_paths("/usr/bin/curl"), ["/usr/bin/curl"]);
+        assert_eq!(binary_paths("wget"), ["/bin/wget", "/usr/bin/wget", "/usr/local/bin/wget"]);
+        assert!(binary_paths("bash").is_empty());
+        assert!(binary_paths("/tmp/a b").is_empty());
+        assert_eq!(specific_basename("/opt/x/nmap"), Some("nmap"));
+        assert_eq!(specific_basename("/bin/sh"), None);
+    }
+
+    #[test]
+    fn metadata_addresses_are_link_local() {
+        assert!(is_link_local("169.254.170.2".parse().unwrap()));
+        assert!(is_link_local("fd00:ec2::254".parse().unwrap()));
+        assert!(!is_link_local("203.0.113.1".parse().unwrap()));
+    }
+}
