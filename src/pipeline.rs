@@ -67,7 +67,12 @@ pub fn run(records: Vec<Record>, registry: &mut Registry, options: &Options) -> 
     let categories: BTreeMap<&str, &str> = findings.iter().map(|f| (f.id.as_str(), f.category.as_str())).collect();
     let mut policies = Vec::new();
     for assembled in assemble(drafts, options.mode) {
-        let problems = validate::validate(&assembled.object.to_value(), &options.versions);
+        let mut problems = validate::validate(&assembled.object.to_value(), &options.versions);
+        if assembled.enforced != assembled.object {
+            problems.extend(validate::validate(&assembled.enforced.to_value(), &options.versions));
+            problems.sort();
+            problems.dedup();
+        }
         if problems.is_empty() {
             let category = assembled.object.labels.get(crate::policy::labels::CATEGORY).cloned().unwrap_or_default();
             let key = findings_key(&assembled, &findings).unwrap_or(category);

@@ -41,6 +41,9 @@ pub struct Draft {
 pub struct Assembled {
     /// The object.
     pub object: PolicyObject,
+    /// The same object in enforce mode: what promoting it would apply. An
+    /// audit-mode object is only valid if this one is too.
+    pub enforced: PolicyObject,
     /// Ids of the findings it answers, sorted.
     pub finding_ids: Vec<String>,
 }
@@ -105,6 +108,8 @@ impl Group {
             Scope::Namespace(ns) => (Kind::TracingPolicyNamespaced, Some(ns.clone())),
         };
         guard::apply(&mut self.spec, namespace.is_none());
+        let mut enforced_spec = self.spec.clone();
+        Mode::Sigkill.apply(&mut enforced_spec);
         mode.apply(&mut self.spec);
         let finding_ids: Vec<String> = self.finding_ids.into_iter().collect();
         let object = PolicyObject {
@@ -129,7 +134,10 @@ impl Group {
             ]),
             spec: self.spec,
         };
-        Assembled { object, finding_ids }
+        let mut enforced = object.clone();
+        enforced.labels.insert(labels::MODE.to_string(), Mode::Sigkill.label().to_string());
+        enforced.spec = enforced_spec;
+        Assembled { object, enforced, finding_ids }
     }
 }
 

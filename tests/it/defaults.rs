@@ -11,15 +11,6 @@ use serde_json::{Value, json};
 
 use super::support::root;
 
-const CATEGORIES: [&str; 6] = [
-    "Cloud_Credentials_Accessed_By_Network_Utility",
-    "Network_Scanning_Utility",
-    "Container_Escape",
-    "Privilege_Escalation",
-    "Crypto_Mining",
-    "Reverse_Shell",
-];
-
 /// Each category crossed with the finding fields the rules read.
 fn variants() -> Vec<Value> {
     let namespaces = [None, Some("payments")];
@@ -32,7 +23,7 @@ fn variants() -> Vec<Value> {
         Some(("2001:db8::7", 14444)),
     ];
     let mut out = Vec::new();
-    for category in CATEGORIES {
+    for category in qualys_respond_default_mapper::CATEGORIES.iter().map(|c| c.name) {
         for namespace in namespaces {
             for binary in binaries {
                 for peer in peers {

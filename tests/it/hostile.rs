@@ -32,6 +32,8 @@ fn misbehaving_calls_are_stopped_and_the_rest_still_maps() {
         record("3-bomb", "Bomb"),
         record("4-recurse", "Recurse"),
         record("5-benign", "Benign"),
+        record("5-garbage", "Garbage"),
+        record("5-unscoped", "Unscoped"),
         record("6-mining", "Crypto_Mining"),
         record("7-escape", "Container_Escape"),
     ];
@@ -42,15 +44,25 @@ fn misbehaving_calls_are_stopped_and_the_rest_still_maps() {
         .iter()
         .map(|skip| match &skip.reason {
             SkipReason::Mapper { mapper, error } => (skip.subject.clone(), format!("{mapper} {error}")),
+            SkipReason::InvalidPolicy { object, problems } => {
+                let rules: Vec<&str> = problems.iter().map(|p| p.rule.as_str()).collect();
+                (skip.subject.clone(), format!("{object} {rules:?}"))
+            }
             other => panic!("unexpected skip {other:?}"),
         })
         .collect();
-    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(errors.len(), 6, "{errors:?}");
     let error_of = |id: &str| errors.iter().find(|(s, _)| s.contains(id)).map(|(_, e)| e.clone()).unwrap();
     assert!(error_of("1-trap").contains("hostile@0.1.0 trapped"), "{}", error_of("1-trap"));
     assert!(error_of("2-loop").contains("timed out after 200ms"), "{}", error_of("2-loop"));
     assert!(error_of("3-bomb").contains("exceeded its memory limit of 64 MiB"), "{}", error_of("3-bomb"));
     assert!(error_of("4-recurse").contains("stack overflow"), "{}", error_of("4-recurse"));
+    assert!(
+        error_of("5-garbage").contains("returned an invalid result: policy 1: spec is not valid JSON"),
+        "{}",
+        error_of("5-garbage")
+    );
+    assert_eq!(error_of("5-unscoped"), r#"TracingPolicy/cdr-unscoped-kill-every-exec ["safety/unfiltered"]"#);
     let names: Vec<&str> = outcome.policies.iter().map(|a| a.object.name.as_str()).collect();
     assert_eq!(names, ["cdr-benign-benign", "cdr-container-escape-namespace-escape", "cdr-crypto-mining-pool-ports"]);
 }

@@ -16,7 +16,9 @@ mod component {
             MapperInfo {
                 name: "hostile".into(),
                 version: "0.1.0".into(),
-                categories: ["Trap", "Loop", "Bomb", "Recurse", "Benign"].map(String::from).to_vec(),
+                categories: ["Trap", "Loop", "Bomb", "Recurse", "Garbage", "Unscoped", "Benign"]
+                    .map(String::from)
+                    .to_vec(),
             }
         }
 
@@ -41,6 +43,12 @@ mod component {
                     }
                 }
                 "recurse" => Ok(vec![recurse(finding, 0)]),
+                "garbage" => Ok(vec![Policy { spec: "{not json".into(), ..benign() }]),
+                "unscoped" => Ok(vec![Policy {
+                    template: "kill-every-exec".into(),
+                    spec: r#"{"kprobes":[{"call":"sys_execve","syscall":true,"selectors":[{"matchActions":[{"action":"Sigkill"}]}]}]}"#.into(),
+                    ..benign()
+                }]),
                 _ => Ok(vec![benign()]),
             }
         }
