@@ -56,7 +56,9 @@ pub fn split(text: &str) -> Result<Vec<Record>, DocumentError> {
             None => Ok(vec![Record { position: "record 1".into(), value: Ok(Value::Object(object)) }]),
         };
     }
-    Ok(text
+    // One object per line gives line numbers; objects that span lines
+    // (concatenated, pretty-printed JSON) are numbered as records instead.
+    let lines: Vec<Record> = text
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -64,7 +66,14 @@ pub fn split(text: &str) -> Result<Vec<Record>, DocumentError> {
             position: format!("line {}", i + 1),
             value: serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}")),
         })
-        .collect())
+        .collect();
+    if lines.iter().all(|r| r.value.is_ok()) {
+        return Ok(lines);
+    }
+    match serde_json::Deserializer::from_str(trimmed).into_iter::<Value>().collect::<Result<Vec<_>, _>>() {
+        Ok(values) => Ok(numbered(values)),
+        Err(_) => Ok(lines),
+    }
 }
 
 fn numbered(items: Vec<Value>) -> Vec<Record> {
@@ -89,6 +98,8 @@ mod tests {
         assert_eq!(positions(r#"[{"a":1}]"#), vec![("record 1".into(), true)]);
         assert_eq!(positions("{\"a\":1}\n\n{\"b\":2}\n"), vec![("line 1".into(), true), ("line 3".into(), true)]);
         assert_eq!(positions(r#"{"uuid":"x"}"#), vec![("record 1".into(), true)]);
+        let pretty = "{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n";
+        assert_eq!(positions(pretty), vec![("record 1".into(), true), ("record 2".into(), true)]);
         assert!(positions("  ").is_empty());
     }
 
