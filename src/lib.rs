@@ -21,6 +21,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod checkpoint;
 pub mod cli;
 pub mod finding;
 pub mod mapper;
@@ -29,3 +30,4 @@ pub mod pipeline;
 pub mod policy;
 pub mod qualys;
 pub mod report;
+pub mod sync;

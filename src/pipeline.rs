@@ -1,12 +1,19 @@
-//! One run of the offline pipeline: records → findings → mapper → policies,
-//! with every skip accounted for in a [`Report`].
+//! The offline pipeline: records → findings → mapper → policies, one record
+//! at a time, with every skip accounted for in a [`Report`].
+//!
+//! Records are mapped as they arrive and their drafts merged at once, so a
+//! run holds one spec per policy, not one per finding, and no finding's raw
+//! JSON outlives its mapping. The result does not depend on record order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+
+use crate::checkpoint::Checkpoint;
 use crate::finding::Finding;
 use crate::mapper::Registry;
 use crate::policy::validate::{self, TetragonVersion};
-use crate::policy::{Assembled, Draft, Mode, assemble};
+use crate::policy::{Assembled, Assembler, Draft, Mode};
 use crate::qualys::records::Record;
 use crate::qualys::wire;
 use crate::report::{Report, Skip, SkipReason};
@@ -33,84 +40,129 @@ pub struct Outcome {
     pub policies: Vec<Assembled>,
     /// What happened.
     pub report: Report,
+    /// Id and detection time of every finding handled (for the checkpoint).
+    pub handled: Vec<(String, DateTime<Utc>)>,
 }
 
 /// Runs the pipeline over `records`.
 pub fn run(records: Vec<Record>, registry: &mut Registry, options: &Options) -> Outcome {
-    let mut report = Report { records: records.len(), ..Report::default() };
-    let findings = normalise(records, &mut report);
-    let mut drafts = Vec::new();
-    for finding in &findings {
+    let mut pipeline = Pipeline::new(registry, options.clone());
+    records.into_iter().for_each(|record| pipeline.push(record));
+    pipeline.finish()
+}
+
+/// A run in progress.
+pub struct Pipeline<'r> {
+    registry: &'r mut Registry,
+    options: Options,
+    checkpoint: Option<Checkpoint>,
+    assembler: Assembler,
+    report: Report,
+    seen: BTreeSet<String>,
+    categories: BTreeMap<String, String>,
+    handled: Vec<(String, DateTime<Utc>)>,
+}
+
+impl<'r> Pipeline<'r> {
+    /// A run with the given registry and options.
+    pub fn new(registry: &'r mut Registry, options: Options) -> Pipeline<'r> {
+        Pipeline {
+            registry,
+            options,
+            checkpoint: None,
+            assembler: Assembler::default(),
+            report: Report::default(),
+            seen: BTreeSet::new(),
+            categories: BTreeMap::new(),
+            handled: Vec::new(),
+        }
+    }
+
+    /// Skips findings that an earlier run already handled.
+    pub fn with_checkpoint(mut self, checkpoint: Option<Checkpoint>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Normalises and maps one record.
+    pub fn push(&mut self, record: Record) {
+        self.report.records += 1;
+        let parsed = record.value.and_then(|value| wire::to_finding(&value).map_err(|e| e.0));
+        let finding = match parsed {
+            Ok(finding) => finding,
+            Err(why) => {
+                self.report.skipped.push(Skip { subject: record.position, reason: SkipReason::Malformed(why) });
+                return;
+            }
+        };
+        if self.checkpoint.as_ref().is_some_and(|c| c.seen(&finding.id, finding.detected_at)) {
+            self.report.already_handled += 1;
+            return;
+        }
+        if !self.seen.insert(finding.id.clone()) {
+            self.report.duplicates += 1;
+            return;
+        }
+        self.map(&finding);
+        if let Some(detected) = finding.detected_at {
+            self.handled.push((finding.id.clone(), detected));
+        }
+        self.categories.insert(finding.id, finding.category);
+    }
+
+    fn map(&mut self, finding: &Finding) {
         let key = finding.category_key();
-        *report.findings.entry(key.clone()).or_default() += 1;
+        *self.report.findings.entry(key.clone()).or_default() += 1;
         let subject = || format!("finding {} ({})", finding.id, finding.category);
-        let Some(plugin) = registry.route(&key) else {
-            report.skipped.push(Skip { subject: subject(), reason: SkipReason::UnknownCategory });
-            continue;
+        let Some(plugin) = self.registry.route(&key) else {
+            self.report.skipped.push(Skip { subject: subject(), reason: SkipReason::UnknownCategory });
+            return;
         };
         let mapper = format!("{}@{}", plugin.info().name, plugin.info().version);
         match plugin.map(finding) {
-            Ok(policies) => drafts.extend(policies.into_iter().map(|policy| Draft {
-                finding_id: finding.id.clone(),
-                category: finding.category.clone(),
-                mapper: mapper.clone(),
-                policy,
-            })),
+            Ok(policies) => policies.into_iter().for_each(|policy| {
+                self.assembler.add(Draft {
+                    finding_id: finding.id.clone(),
+                    category: finding.category.clone(),
+                    mapper: mapper.clone(),
+                    policy,
+                })
+            }),
             Err(error) => {
                 tracing::warn!(finding = %finding.id, %mapper, %error, "mapper failed");
-                report
+                self.report
                     .skipped
                     .push(Skip { subject: subject(), reason: SkipReason::Mapper { mapper, error: error.to_string() } });
             }
         }
     }
-    let categories: BTreeMap<&str, &str> = findings.iter().map(|f| (f.id.as_str(), f.category.as_str())).collect();
-    let mut policies = Vec::new();
-    for assembled in assemble(drafts, options.mode) {
-        let mut problems = validate::validate(&assembled.object.to_value(), &options.versions);
-        if assembled.enforced != assembled.object {
-            problems.extend(validate::validate(&assembled.enforced.to_value(), &options.versions));
-            problems.sort();
-            problems.dedup();
-        }
-        if problems.is_empty() {
-            let category = assembled.object.labels.get(crate::policy::labels::CATEGORY).cloned().unwrap_or_default();
-            let key = findings_key(&assembled, &findings).unwrap_or(category);
-            *report.policies.entry(key).or_default() += 1;
-            policies.push(assembled);
-            continue;
-        }
-        let object = assembled.object.display_name();
-        tracing::warn!(%object, problems = problems.len(), "generated policy failed validation");
-        for id in &assembled.finding_ids {
-            report.skipped.push(Skip {
-                subject: format!("finding {id} ({})", categories.get(id.as_str()).copied().unwrap_or("?")),
-                reason: SkipReason::InvalidPolicy { object: object.clone(), problems: problems.clone() },
-            });
-        }
-    }
-    Outcome { policies, report }
-}
 
-/// The category key of the findings behind an object.
-fn findings_key(assembled: &Assembled, findings: &[Finding]) -> Option<String> {
-    let id = assembled.finding_ids.first()?;
-    findings.iter().find(|f| &f.id == id).map(Finding::category_key)
-}
-
-/// Parses records into findings, sorted by category and id so that mapping
-/// order never depends on input order; repeated ids are processed once.
-fn normalise(records: Vec<Record>, report: &mut Report) -> Vec<Finding> {
-    let mut seen = BTreeSet::new();
-    let mut findings = Vec::with_capacity(records.len());
-    for record in records {
-        let parsed = record.value.map_err(|e| e.to_string()).and_then(|v| wire::to_finding(&v).map_err(|e| e.0));
-        match parsed {
-            Ok(finding) if seen.insert(finding.id.clone()) => findings.push(finding),
-            Ok(_) => report.duplicates += 1,
-            Err(why) => report.skipped.push(Skip { subject: record.position, reason: SkipReason::Malformed(why) }),
+    /// Merges, validates and returns the policies.
+    pub fn finish(mut self) -> Outcome {
+        let mut policies = Vec::new();
+        for assembled in self.assembler.finish(self.options.mode) {
+            let mut problems = validate::validate(&assembled.object.to_value(), &self.options.versions);
+            if assembled.enforced != assembled.object {
+                problems.extend(validate::validate(&assembled.enforced.to_value(), &self.options.versions));
+                problems.sort();
+                problems.dedup();
+            }
+            let category = |id: &String| self.categories.get(id).cloned().unwrap_or_default();
+            if problems.is_empty() {
+                let key = assembled.finding_ids.first().map(|id| crate::finding::category_key(&category(id)));
+                *self.report.policies.entry(key.unwrap_or_default()).or_default() += 1;
+                policies.push(assembled);
+                continue;
+            }
+            let object = assembled.object.display_name();
+            tracing::warn!(%object, problems = problems.len(), "generated policy failed validation");
+            for id in &assembled.finding_ids {
+                self.report.skipped.push(Skip {
+                    subject: format!("finding {id} ({})", category(id)),
+                    reason: SkipReason::InvalidPolicy { object: object.clone(), problems: problems.clone() },
+                });
+            }
         }
+        Outcome { policies, report: self.report, handled: self.handled }
     }
-    findings.sort_by(|a, b| (a.category_key(), &a.id).cmp(&(b.category_key(), &b.id)));
-    findings
 }

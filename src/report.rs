@@ -55,6 +55,8 @@ pub struct Report {
     pub policies: BTreeMap<String, usize>,
     /// Findings that repeated an id already seen (processed once).
     pub duplicates: usize,
+    /// Findings an earlier run already handled (by the checkpoint).
+    pub already_handled: usize,
     /// What was skipped, in input order.
     pub skipped: Vec<Skip>,
 }
@@ -69,7 +71,11 @@ impl Report {
     pub fn render(&self, mode_note: &str) -> String {
         let mut out = String::new();
         let total: usize = self.policies.values().sum();
-        let _ = writeln!(out, "findings read: {} (duplicates ignored: {})", self.records, self.duplicates);
+        let _ = writeln!(
+            out,
+            "findings read: {} (duplicates ignored: {}, already handled by an earlier run: {})",
+            self.records, self.duplicates, self.already_handled
+        );
         if !self.findings.is_empty() {
             let width = self.findings.keys().map(String::len).max().unwrap_or(0).max(8);
             let _ = writeln!(out, "  {:width$}  findings  policies", "category");

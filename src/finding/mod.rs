@@ -8,6 +8,8 @@ pub use category::category_key;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
+
 /// Qualys' severity scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Severity {
@@ -42,8 +44,8 @@ pub struct Finding {
     pub category: String,
     /// Severity.
     pub severity: Severity,
-    /// Detection time, RFC 3339 UTC.
-    pub detected_at: Option<String>,
+    /// Detection time.
+    pub detected_at: Option<DateTime<Utc>>,
     /// Cluster name as Qualys knows it.
     pub cluster: Option<String>,
     /// Namespace of the affected pod.

@@ -244,7 +244,7 @@ fn to_wit(finding: &Finding) -> wit::Finding {
             Severity::High => wit::Severity::High,
             Severity::Critical => wit::Severity::Critical,
         },
-        detected_at: finding.detected_at.clone(),
+        detected_at: finding.detected_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         cluster: finding.cluster.clone(),
         namespace: finding.namespace.clone(),
         pod: finding.pod.clone(),

@@ -50,29 +50,51 @@ pub struct Assembled {
 
 /// Merges, names, labels, scopes and sets the mode of `drafts`.
 /// The result is sorted by kind, namespace and name.
-pub fn assemble(drafts: Vec<Draft>, mode: Mode) -> Vec<Assembled> {
-    // key → shape → merged group
-    let mut groups: BTreeMap<(String, String, Scope), BTreeMap<String, Group>> = BTreeMap::new();
-    for draft in drafts {
+pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode) -> Vec<Assembled> {
+    let mut assembler = Assembler::default();
+    drafts.into_iter().for_each(|draft| assembler.add(draft));
+    assembler.finish(mode)
+}
+
+/// Merges drafts as they come, so that a run holds one spec per group, not
+/// one per finding.
+#[derive(Default)]
+pub struct Assembler {
+    /// key → shape → merged group
+    groups: BTreeMap<(String, String, Scope), BTreeMap<String, Group>>,
+}
+
+impl Assembler {
+    /// Merges one draft into its group.
+    pub fn add(&mut self, draft: Draft) {
         let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
         let shape = shape_of(&draft);
-        let group = groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
+        let group = self.groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
         group.add(draft);
     }
-    let mut out: Vec<Assembled> = groups
-        .into_iter()
-        .flat_map(|((category, template, scope), shapes)| {
-            let several = shapes.len() > 1;
-            shapes.into_iter().map(move |(shape, group)| {
-                let suffix = several.then(|| short_hash(&shape));
-                group.finish(&category, &template, &scope, suffix.as_deref(), mode)
+
+    /// The objects, sorted by kind, namespace and name.
+    pub fn finish(self, mode: Mode) -> Vec<Assembled> {
+        let mut out: Vec<Assembled> = self
+            .groups
+            .into_iter()
+            .flat_map(|((category, template, scope), shapes)| {
+                let several = shapes.len() > 1;
+                shapes.into_iter().map(move |(shape, group)| {
+                    let suffix = several.then(|| short_hash(&shape));
+                    group.finish(&category, &template, &scope, suffix.as_deref(), mode)
+                })
             })
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        (a.object.kind, &a.object.namespace, &a.object.name).cmp(&(b.object.kind, &b.object.namespace, &b.object.name))
-    });
-    out
+            .collect();
+        out.sort_by(|a, b| {
+            (a.object.kind, &a.object.namespace, &a.object.name).cmp(&(
+                b.object.kind,
+                &b.object.namespace,
+                &b.object.name,
+            ))
+        });
+        out
+    }
 }
 
 struct Group {

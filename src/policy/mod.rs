@@ -14,7 +14,7 @@ mod object;
 pub(crate) mod spec;
 pub mod validate;
 
-pub use assemble::{Assembled, Draft, assemble};
+pub use assemble::{Assembled, Assembler, Draft, assemble};
 pub use guard::{PROTECTED_BINARIES, PROTECTED_PATHS};
 pub use mode::Mode;
 pub use object::{Kind, PolicyObject, labels};

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::finding::{Finding, Process, Severity};
@@ -115,15 +116,18 @@ impl Fields<'_> {
         })
     }
 
-    /// `timestamp` as RFC 3339: an ISO string is kept, epoch milliseconds are converted.
-    fn timestamp(&self) -> Result<Option<String>, Malformed> {
+    /// `timestamp`: an RFC 3339 string, or Unix epoch milliseconds.
+    fn timestamp(&self) -> Result<Option<DateTime<Utc>>, Malformed> {
         match self.get(&["timestamp", "detectedAt", "eventTime"]) {
             None => Ok(None),
-            Some((_, Value::String(s))) => Ok(Some(s.trim().to_string())),
-            Some((name, Value::Number(n))) => match n.as_i64() {
-                Some(millis) if millis >= 0 => Ok(Some(rfc3339_from_millis(millis))),
-                _ => Err(malformed(format!("`{name}` {n} is not a time"))),
-            },
+            Some((name, Value::String(s))) => DateTime::parse_from_rfc3339(s.trim())
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| malformed(format!("`{name}` {s:?} is not an RFC 3339 time: {e}"))),
+            Some((name, Value::Number(n))) => n
+                .as_i64()
+                .and_then(DateTime::from_timestamp_millis)
+                .map(Some)
+                .ok_or_else(|| malformed(format!("`{name}` {n} is not a time"))),
             Some((name, other)) => Err(malformed(format!("`{name}` should be a time, got {}", kind(other)))),
         }
     }
@@ -186,23 +190,6 @@ impl Fields<'_> {
     }
 }
 
-/// Formats Unix epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn rfc3339_from_millis(millis: i64) -> String {
-    let (secs, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +207,10 @@ mod tests {
         });
         let finding = to_finding(&record).unwrap();
         assert_eq!(finding.severity, Severity::Critical);
-        assert_eq!(finding.detected_at.as_deref(), Some("2025-01-27T08:54:41.396Z"));
+        assert_eq!(
+            finding.detected_at.unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "2025-01-27T08:54:41.396Z"
+        );
         assert_eq!(finding.destination_port, Some(3333));
         assert_eq!(finding.destination_ip, Some("198.51.100.7".parse().unwrap()));
         assert_eq!(finding.mitre_techniques, vec!["T1496"]);
@@ -235,6 +225,7 @@ mod tests {
             ("destinationIp", json!("999.1.1.1"), "not an IP address"),
             ("destinationPort", json!(70000), "is not a port"),
             ("severity", json!([1]), "should be a number"),
+            ("timestamp", json!("yesterday"), "is not an RFC 3339 time"),
             ("uuid", json!({}), "should be a string"),
         ] {
             let mut record = base.clone();

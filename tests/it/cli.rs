@@ -127,8 +127,14 @@ fn a_broken_document_or_missing_file_is_an_error_and_writes_nothing() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    bin().args(["sync"]).assert().code(2).stderr(predicate::str::contains("--from-file"));
+fn usage_errors_exit_2_and_a_missing_source_is_explained() {
+    bin()
+        .args(["sync"])
+        .env_remove("QUALYS_GATEWAY_URL")
+        .env_remove("QUALYS_PLATFORM")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no source of findings: pass --from-file"));
     bin().args(["sync", "--from-file", "x", "--action", "Kill"]).assert().code(2);
 }
 

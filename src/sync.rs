@@ -1,0 +1,154 @@
+//! One sync run, from a source of findings to written policies, and the
+//! checkpoint that lets the next run pick up where this one stopped.
+//!
+//! Findings are mapped page by page as they arrive ([`Pipeline`]), so memory
+//! stays bounded whatever the window. Nothing is written unless every page
+//! was fetched, and the checkpoint only advances after the output was
+//! written: a run that fails or is killed half-way leaves the next run to do
+//! the same findings again.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::mapper::Registry;
+use crate::pipeline::{Options, Outcome, Pipeline};
+use crate::qualys::client::{Client, ClientError, FindingsQuery};
+use crate::qualys::records::{self, DocumentError};
+
+/// Where findings come from.
+pub enum Source {
+    /// A file or stdin, already read.
+    Text {
+        /// For messages.
+        name: String,
+        /// The document.
+        text: String,
+    },
+    /// The CDR API.
+    Api {
+        /// A client with credentials.
+        client: Box<Client>,
+        /// The query; its start may move back to the checkpoint.
+        query: FindingsQuery,
+        /// True when the user gave `--start`, which then wins over the checkpoint.
+        start_is_explicit: bool,
+        /// Findings per page.
+        page_size: u64,
+        /// Pages after which the gateway is taken to be looping.
+        max_pages: u64,
+    },
+}
+
+/// Why a run stopped without writing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The input document could not be split into records.
+    #[error("cannot read findings from {name}: {source}")]
+    Document {
+        /// Which input.
+        name: String,
+        /// Why.
+        #[source]
+        source: DocumentError,
+    },
+    /// The gateway failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The gateway kept sending pages.
+    #[error("the gateway sent more than {0} pages; stopping (raise --max-pages if the window really holds that many)")]
+    EndlessPaging(u64),
+    /// The checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// What the run covered, for the summary.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// First detection time asked for.
+    pub start: DateTime<Utc>,
+    /// Last detection time asked for.
+    pub end: DateTime<Utc>,
+}
+
+/// A finished fetch-and-map, not yet written.
+pub struct Fetched {
+    /// The policies and the report.
+    pub outcome: Outcome,
+    /// The API window, when the source was the API.
+    pub window: Option<Window>,
+}
+
+/// Reports fetch progress: (findings so far, total when known).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// Fetches every finding of `source` and maps it, skipping what `checkpoint`
+/// says an earlier run handled.
+pub async fn fetch(
+    source: Source,
+    registry: &mut Registry,
+    options: &Options,
+    checkpoint: Option<&Checkpoint>,
+    progress: Progress<'_>,
+) -> Result<Fetched, SyncError> {
+    let mut pipeline = Pipeline::new(registry, options.clone()).with_checkpoint(checkpoint.cloned());
+    match source {
+        Source::Text { name, text } => {
+            let records = records::split(&text).map_err(|source| SyncError::Document { name, source })?;
+            let total = records.len() as u64;
+            for (i, record) in records.into_iter().enumerate() {
+                pipeline.push(record);
+                progress(i as u64 + 1, Some(total));
+            }
+            Ok(Fetched { outcome: pipeline.finish(), window: None })
+        }
+        Source::Api { mut client, mut query, start_is_explicit, page_size, max_pages } => {
+            if let Some(checkpoint) = checkpoint.filter(|_| !start_is_explicit) {
+                query.start = checkpoint.window_start();
+            }
+            let mut offset = 0;
+            for page_number in 0.. {
+                if page_number >= max_pages {
+                    return Err(SyncError::EndlessPaging(max_pages));
+                }
+                let page = client.page(&query, offset, page_size).await?;
+                let received = page.records.len() as u64;
+                tracing::debug!(offset, received, total = ?page.total, "findings page");
+                page.records.into_iter().for_each(|record| pipeline.push(record));
+                offset += received;
+                progress(offset, page.total);
+                if received == 0 || page.total.is_some_and(|total| offset >= total) {
+                    break;
+                }
+            }
+            Ok(Fetched { outcome: pipeline.finish(), window: Some(Window { start: query.start, end: query.end }) })
+        }
+    }
+}
+
+/// The state file, if the user named one.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// The overlap kept before the mark.
+    pub overlap: std::time::Duration,
+}
+
+impl StateFile {
+    /// The stored checkpoint.
+    pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        Checkpoint::load(&self.path)
+    }
+
+    /// Advances and stores the checkpoint after a run's output was written.
+    pub fn advance(&self, previous: Option<&Checkpoint>, outcome: &Outcome) -> Result<(), CheckpointError> {
+        let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
+        match Checkpoint::advance(previous, handled, self.overlap) {
+            Some(next) => next.store(&self.path),
+            None => Ok(()),
+        }
+    }
+}
