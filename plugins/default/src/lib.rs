@@ -13,6 +13,7 @@
 //! into `Post` in audit mode, scopes each policy to containers or to the
 //! affected namespace, and excludes the protected host binaries.
 
+mod json;
 mod net;
 mod rules;
 
@@ -84,7 +85,7 @@ pub fn map_finding(finding: &Finding) -> Result<Vec<Policy>, String> {
             technique: rule.technique,
             scope: scope.clone(),
             indicators: p.indicators,
-            spec: p.spec.to_string(),
+            spec: p.spec,
         })
         .collect())
 }

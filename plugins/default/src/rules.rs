@@ -2,11 +2,12 @@
 //!
 //! Each rule always emits the same spec *shape* for its template and varies
 //! only the `values` lists, so the host can merge every finding of a category
-//! and scope into one object.
-
-use serde_json::{Value, json};
+//! and scope into one object. Specs are written straight into JSON text:
+//! most are constants, the rest splice sorted value lists into a fixed frame,
+//! which keeps a call to a few microseconds even inside the sandbox.
 
 use crate::Finding;
+use crate::json::{SIGKILL, list};
 use crate::net::{binary_paths, host_cidr, is_link_local, is_public, specific_basename};
 
 /// A category this mapper handles.
@@ -22,7 +23,7 @@ pub struct Category {
 pub(crate) struct Draft {
     pub template: &'static str,
     pub indicators: Vec<String>,
-    pub spec: Value,
+    pub spec: String,
 }
 
 /// The categories of the design, with their MITRE techniques.
@@ -46,8 +47,6 @@ const FETCH_UTILITIES: &[&str] = &["/bin/curl", "/usr/bin/curl", "/bin/wget", "/
 /// Network scanners, matched by the end of the executed path.
 const SCANNERS: &[&str] =
     &["nmap", "masscan", "zmap", "zgrab", "zgrab2", "nping", "hping3", "rustscan", "naabu", "unicornscan"];
-/// Allowed to open raw sockets: ping needs one in many images.
-const PING: &[&str] = &["/bin/ping", "/usr/bin/ping", "/bin/ping6", "/usr/bin/ping6"];
 /// Ports that mining pools listen on (stratum and its TLS variants).
 const POOL_PORTS: &[u16] = &[3333, 4444, 5555, 7777, 8888, 9999, 14433, 14444, 45560, 45700];
 /// Ports too common to block namespace-wide even when a miner used them.
@@ -55,25 +54,17 @@ const SERVICE_PORTS: &[u16] = &[3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 
 /// Shells whose outbound connections make a reverse shell.
 const SHELLS: &[&str] = &["/sh", "/bash", "/dash", "/zsh", "/ash", "/ksh"];
 
-fn sigkill() -> Value {
-    json!([{ "action": "Sigkill" }])
-}
-
 fn sorted(mut values: Vec<String>) -> Vec<String> {
     values.sort();
     values.dedup();
     values
 }
 
-fn tcp_connect(selectors: Value) -> Value {
-    json!({
-        "kprobes": [{
-            "call": "tcp_connect",
-            "syscall": false,
-            "args": [{ "index": 0, "type": "sock" }],
-            "selectors": selectors,
-        }]
-    })
+/// A `tcp_connect` hook (a `sock` argument) with the given selectors (JSON).
+fn tcp_connect(selectors: &str) -> String {
+    format!(
+        r#"{{"kprobes":[{{"call":"tcp_connect","syscall":false,"args":[{{"index":0,"type":"sock"}}],"selectors":{selectors}}}]}}"#
+    )
 }
 
 /// The finding's remote address, if it parses.
@@ -85,13 +76,13 @@ fn destination(finding: &Finding) -> Option<std::net::IpAddr> {
 /// is a public address (never a cluster, private or loopback one).
 fn peer_addresses(finding: &Finding) -> Option<Draft> {
     let ip = destination(finding).filter(|ip| is_public(*ip))?;
+    let cidrs = list([host_cidr(ip)]);
     Some(Draft {
         template: "peer-addresses",
         indicators: vec![format!("ip:{ip}")],
-        spec: tcp_connect(json!([{
-            "matchArgs": [{ "index": 0, "operator": "DAddr", "values": [host_cidr(ip)] }],
-            "matchActions": sigkill(),
-        }])),
+        spec: tcp_connect(&format!(
+            r#"[{{"matchArgs":[{{"index":0,"operator":"DAddr","values":{cidrs}}}],"matchActions":{SIGKILL}}}]"#
+        )),
     })
 }
 
@@ -108,127 +99,62 @@ fn cloud_credentials(finding: &Finding) -> Vec<Draft> {
         .map(|c| format!("ip:{}", c.split('/').next().unwrap_or(c)))
         .chain(binaries.iter().map(|b| format!("binary:{b}")))
         .collect();
+    let (cidrs, binaries) = (list(&cidrs), list(&binaries));
     vec![Draft {
         template: "imds-egress",
         indicators,
-        spec: tcp_connect(json!([{
-            "matchArgs": [{ "index": 0, "operator": "DAddr", "values": cidrs }],
-            "matchBinaries": [{ "operator": "In", "values": binaries }],
-            "matchActions": sigkill(),
-        }])),
+        spec: tcp_connect(&format!(
+            r#"[{{"matchArgs":[{{"index":0,"operator":"DAddr","values":{cidrs}}}],"matchBinaries":[{{"operator":"In","values":{binaries}}}],"matchActions":{SIGKILL}}}]"#
+        )),
     }]
 }
+
+/// Raw sockets (type SOCK_RAW = 3) and packet sockets (family AF_PACKET =
+/// 17), ping excepted.
+const RAW_SOCKET_SPEC: &str = r#"{"kprobes":[{"call":"security_socket_create","syscall":false,"args":[{"index":0,"type":"int"},{"index":1,"type":"int"}],"selectors":[{"matchArgs":[{"index":1,"operator":"Equal","values":["3"]}],"matchBinaries":[{"operator":"NotIn","values":["/bin/ping","/bin/ping6","/usr/bin/ping","/usr/bin/ping6"]}],"matchActions":[{"action":"Sigkill"}]},{"matchArgs":[{"index":0,"operator":"Equal","values":["17"]}],"matchBinaries":[{"operator":"NotIn","values":["/bin/ping","/bin/ping6","/usr/bin/ping","/usr/bin/ping6"]}],"matchActions":[{"action":"Sigkill"}]}]}]}"#;
 
 fn network_scanning(finding: &Finding) -> Vec<Draft> {
     let mut names: Vec<String> = SCANNERS.iter().map(|s| s.to_string()).collect();
     names.extend(finding.binary.as_deref().and_then(specific_basename).map(str::to_string));
     let names = sorted(names);
+    let suffixes = list(names.iter().map(|n| format!("/{n}")));
     let scanner_exec = Draft {
         template: "scanner-exec",
         indicators: names.iter().map(|n| format!("binary:*/{n}")).collect(),
-        spec: json!({
-            "kprobes": [{
-                "call": "security_bprm_check",
-                "syscall": false,
-                "args": [{ "index": 0, "type": "linux_binprm" }],
-                "selectors": [{
-                    "matchArgs": [{
-                        "index": 0,
-                        "operator": "Postfix",
-                        "values": names.iter().map(|n| format!("/{n}")).collect::<Vec<_>>(),
-                    }],
-                    "matchActions": sigkill(),
-                }],
-            }]
-        }),
+        spec: format!(
+            r#"{{"kprobes":[{{"call":"security_bprm_check","syscall":false,"args":[{{"index":0,"type":"linux_binprm"}}],"selectors":[{{"matchArgs":[{{"index":0,"operator":"Postfix","values":{suffixes}}}],"matchActions":{SIGKILL}}}]}}]}}"#
+        ),
     };
-    let not_ping = json!([{ "operator": "NotIn", "values": PING }]);
     let raw_socket = Draft {
         template: "raw-socket",
         indicators: vec!["socket:SOCK_RAW".into(), "socket:AF_PACKET".into()],
-        spec: json!({
-            "kprobes": [{
-                "call": "security_socket_create",
-                "syscall": false,
-                "args": [{ "index": 0, "type": "int" }, { "index": 1, "type": "int" }],
-                "selectors": [
-                    {   // type == SOCK_RAW
-                        "matchArgs": [{ "index": 1, "operator": "Equal", "values": ["3"] }],
-                        "matchBinaries": not_ping,
-                        "matchActions": sigkill(),
-                    },
-                    {   // family == AF_PACKET
-                        "matchArgs": [{ "index": 0, "operator": "Equal", "values": ["17"] }],
-                        "matchBinaries": not_ping,
-                        "matchActions": sigkill(),
-                    },
-                ],
-            }]
-        }),
+        spec: RAW_SOCKET_SPEC.into(),
     };
     vec![scanner_exec, raw_socket]
 }
 
+/// `setns` by anything but a namespace's PID 1, and `unshare` of a user or
+/// mount namespace (CLONE_NEWUSER 0x10000000, CLONE_NEWNS 0x00020000, as
+/// numbers: Tetragon parses Mask values numerically and rejects symbols).
+const NAMESPACE_ESCAPE_SPEC: &str = r#"{"kprobes":[{"call":"sys_setns","syscall":true,"args":[{"index":0,"type":"int"},{"index":1,"type":"int"}],"selectors":[{"matchPIDs":[{"operator":"NotIn","followForks":true,"isNamespacePID":true,"values":[0,1]}],"matchActions":[{"action":"Sigkill"}]}]},{"call":"sys_unshare","syscall":true,"args":[{"index":0,"type":"int"}],"selectors":[{"matchArgs":[{"index":0,"operator":"Mask","values":["268435456","131072"]}],"matchActions":[{"action":"Sigkill"}]}]}]}"#;
+
 fn container_escape(_: &Finding) -> Vec<Draft> {
-    // CLONE_NEWUSER (0x10000000) and CLONE_NEWNS (0x00020000), as numbers:
-    // Tetragon parses Mask values numerically and rejects symbols.
-    let clone_flags = ["268435456", "131072"];
     vec![Draft {
         template: "namespace-escape",
         indicators: vec!["syscall:setns".into(), "syscall:unshare".into()],
-        spec: json!({
-            "kprobes": [
-                {
-                    "call": "sys_setns",
-                    "syscall": true,
-                    "args": [{ "index": 0, "type": "int" }, { "index": 1, "type": "int" }],
-                    "selectors": [{
-                        "matchPIDs": [{
-                            "operator": "NotIn",
-                            "followForks": true,
-                            "isNamespacePID": true,
-                            "values": [0, 1],
-                        }],
-                        "matchActions": sigkill(),
-                    }],
-                },
-                {
-                    "call": "sys_unshare",
-                    "syscall": true,
-                    "args": [{ "index": 0, "type": "int" }],
-                    "selectors": [{
-                        "matchArgs": [{ "index": 0, "operator": "Mask", "values": clone_flags }],
-                        "matchActions": sigkill(),
-                    }],
-                },
-            ]
-        }),
+        spec: NAMESPACE_ESCAPE_SPEC.into(),
     }]
 }
 
+/// `setuid(0)`, and `setreuid`/`setresuid` with an effective uid of 0
+/// (argument 1). Override is rejected on these kernel functions; Sigkill is not.
+const SETUID_ROOT_SPEC: &str = r#"{"kprobes":[{"call":"__sys_setuid","syscall":false,"args":[{"index":0,"type":"int"}],"selectors":[{"matchArgs":[{"index":0,"operator":"Equal","values":["0"]}],"matchActions":[{"action":"Sigkill"}]}]},{"call":"__sys_setreuid","syscall":false,"args":[{"index":1,"type":"int"}],"selectors":[{"matchArgs":[{"index":1,"operator":"Equal","values":["0"]}],"matchActions":[{"action":"Sigkill"}]}]},{"call":"__sys_setresuid","syscall":false,"args":[{"index":1,"type":"int"}],"selectors":[{"matchArgs":[{"index":1,"operator":"Equal","values":["0"]}],"matchActions":[{"action":"Sigkill"}]}]}]}"#;
+
 fn privilege_escalation(_: &Finding) -> Vec<Draft> {
-    // Override is rejected on these kernel functions; Sigkill is not.
-    let to_root = |call: &str, index: u32| {
-        json!({
-            "call": call,
-            "syscall": false,
-            "args": [{ "index": index, "type": "int" }],
-            "selectors": [{
-                "matchArgs": [{ "index": index, "operator": "Equal", "values": ["0"] }],
-                "matchActions": sigkill(),
-            }],
-        })
-    };
     vec![Draft {
         template: "setuid-root",
-        indicators: vec![
-            "syscall:setuid=0".into(),
-            "syscall:setreuid-euid=0".into(),
-            "syscall:setresuid-euid=0".into(),
-        ],
-        spec: json!({
-            "kprobes": [to_root("__sys_setuid", 0), to_root("__sys_setreuid", 1), to_root("__sys_setresuid", 1)]
-        }),
+        indicators: vec!["syscall:setuid=0".into(), "syscall:setreuid-euid=0".into(), "syscall:setresuid-euid=0".into()],
+        spec: SETUID_ROOT_SPEC.into(),
     }]
 }
 
@@ -239,31 +165,26 @@ fn crypto_mining(finding: &Finding) -> Vec<Draft> {
     }
     ports.sort_unstable();
     ports.dedup();
+    let values = list(ports.iter().map(u16::to_string));
     let mut drafts = vec![Draft {
         template: "pool-ports",
         indicators: ports.iter().map(|p| format!("port:{p}")).collect(),
-        spec: tcp_connect(json!([{
-            "matchArgs": [{
-                "index": 0,
-                "operator": "DPort",
-                "values": ports.iter().map(u16::to_string).collect::<Vec<_>>(),
-            }],
-            "matchActions": sigkill(),
-        }])),
+        spec: tcp_connect(&format!(
+            r#"[{{"matchArgs":[{{"index":0,"operator":"DPort","values":{values}}}],"matchActions":{SIGKILL}}}]"#
+        )),
     }];
     drafts.extend(peer_addresses(finding));
     drafts
 }
 
 fn reverse_shell(finding: &Finding) -> Vec<Draft> {
+    let shells = list(SHELLS);
     let mut drafts = vec![Draft {
         template: "shell-egress",
         indicators: SHELLS.iter().map(|s| format!("binary:*{s}")).collect(),
-        spec: tcp_connect(json!([{
-            "matchArgs": [{ "index": 0, "operator": "NotDAddr", "values": ["127.0.0.0/8", "::1/128"] }],
-            "matchBinaries": [{ "operator": "Postfix", "values": SHELLS }],
-            "matchActions": sigkill(),
-        }])),
+        spec: tcp_connect(&format!(
+            r#"[{{"matchArgs":[{{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}}],"matchBinaries":[{{"operator":"Postfix","values":{shells}}}],"matchActions":{SIGKILL}}}]"#
+        )),
     }];
     drafts.extend(peer_addresses(finding));
     drafts
