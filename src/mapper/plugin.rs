@@ -3,7 +3,9 @@
 //! epoch deadline and a memory limit, with WASI linked to an empty context:
 //! no files, no network, no environment, output discarded.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -72,8 +74,9 @@ pub struct MappedPolicy {
     pub scope: Scope,
     /// What it blocks.
     pub indicators: Vec<String>,
-    /// The TracingPolicy spec.
-    pub spec: Value,
+    /// The TracingPolicy spec. Identical texts from one component share one
+    /// parsed value, which the policy stage uses to skip repeated merging.
+    pub spec: Arc<Value>,
 }
 
 /// A loaded component.
@@ -82,7 +85,12 @@ pub struct Plugin {
     pre: MapperPre<State>,
     limits: Limits,
     live: Option<Live>,
+    /// Spec texts already parsed, so repeated answers are parsed once.
+    specs: HashMap<String, Arc<Value>>,
 }
+
+/// Parsed spec texts kept per component before the cache starts over.
+const SPEC_CACHE_ENTRIES: usize = 1024;
 
 struct Live {
     store: Store<State>,
@@ -147,6 +155,7 @@ impl Plugin {
             pre,
             limits,
             live: None,
+            specs: HashMap::new(),
         };
         let start_error = |reason: String| LoadError::Start { source_name: plugin.info.source.to_string(), reason };
         let mut live = plugin.start().map_err(start_error)?;
@@ -206,7 +215,7 @@ impl Plugin {
         };
         self.live = Some(live);
         let policies = returned.map_err(|refusal| CallError::Refused(clip(&refusal)))?;
-        check_output(policies, &self.limits).map_err(CallError::Invalid)
+        check_output(policies, &self.limits, &mut self.specs).map_err(CallError::Invalid)
     }
 }
 
@@ -301,18 +310,26 @@ pub(crate) fn is_dns_label(name: &str) -> bool {
     is_slug(name, 63) && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
-fn check_output(policies: Vec<wit::Policy>, limits: &Limits) -> Result<Vec<MappedPolicy>, String> {
+fn check_output(
+    policies: Vec<wit::Policy>,
+    limits: &Limits,
+    specs: &mut HashMap<String, Arc<Value>>,
+) -> Result<Vec<MappedPolicy>, String> {
     if policies.len() > limits.max_policies {
         return Err(format!("{} policies, more than the limit of {}", policies.len(), limits.max_policies));
     }
     policies
         .into_iter()
         .enumerate()
-        .map(|(i, policy)| check_policy(policy, limits).map_err(|reason| format!("policy {}: {reason}", i + 1)))
+        .map(|(i, policy)| check_policy(policy, limits, specs).map_err(|reason| format!("policy {}: {reason}", i + 1)))
         .collect()
 }
 
-fn check_policy(policy: wit::Policy, limits: &Limits) -> Result<MappedPolicy, String> {
+fn check_policy(
+    policy: wit::Policy,
+    limits: &Limits,
+    specs: &mut HashMap<String, Arc<Value>>,
+) -> Result<MappedPolicy, String> {
     if !is_slug(&policy.template, 40) {
         return Err(format!(
             "template {:?} is not a slug of lowercase letters, digits and '-' (at most 40)",
@@ -347,10 +364,22 @@ fn check_policy(policy: wit::Policy, limits: &Limits) -> Result<MappedPolicy, St
     if policy.spec.len() > limits.max_spec_bytes {
         return Err(format!("spec of {} bytes, more than the limit of {}", policy.spec.len(), limits.max_spec_bytes));
     }
-    let spec: Value = serde_json::from_str(&policy.spec).map_err(|e| format!("spec is not valid JSON: {e}"))?;
-    if !spec.is_object() {
-        return Err("spec is not a JSON object".into());
-    }
+    let spec = match specs.get(&policy.spec) {
+        Some(parsed) => Arc::clone(parsed),
+        None => {
+            let parsed: Value =
+                serde_json::from_str(&policy.spec).map_err(|e| format!("spec is not valid JSON: {e}"))?;
+            if !parsed.is_object() {
+                return Err("spec is not a JSON object".into());
+            }
+            if specs.len() >= SPEC_CACHE_ENTRIES {
+                specs.clear();
+            }
+            let parsed = Arc::new(parsed);
+            specs.insert(policy.spec, Arc::clone(&parsed));
+            parsed
+        }
+    };
     Ok(MappedPolicy {
         template: policy.template,
         technique: policy.technique,

@@ -7,7 +7,8 @@
 //! depends on the order drafts arrive in, so the same findings always give
 //! the same names and bytes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -61,16 +62,47 @@ pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode) -> Vec<Asse
 #[derive(Default)]
 pub struct Assembler {
     /// key → shape → merged group
-    groups: BTreeMap<(String, String, Scope), BTreeMap<String, Group>>,
+    groups: BTreeMap<GroupKey, BTreeMap<String, Group>>,
+    /// Specs already merged, by the address of their shared value: a spec a
+    /// component returned before adds nothing but its finding's id and
+    /// indicators. The `Arc` is kept, so an address is never reused.
+    merged: HashMap<usize, Vec<Merged>>,
+}
+
+/// Category key, template, scope.
+type GroupKey = (String, String, Scope);
+
+struct Merged {
+    key: GroupKey,
+    technique: String,
+    mapper: String,
+    shape: String,
+    _spec: Arc<Value>,
 }
 
 impl Assembler {
     /// Merges one draft into its group.
     pub fn add(&mut self, draft: Draft) {
         let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
+        let address = Arc::as_ptr(&draft.policy.spec) as usize;
+        let known = self.merged.get(&address).and_then(|merged| {
+            merged.iter().find(|m| m.key == key && m.technique == draft.policy.technique && m.mapper == draft.mapper)
+        });
+        if let Some(group) = known.and_then(|m| self.groups.get_mut(&key)?.get_mut(&m.shape)) {
+            group.record(draft);
+            return;
+        }
         let shape = shape_of(&draft);
+        self.merged.entry(address).or_default().push(Merged {
+            key: key.clone(),
+            technique: draft.policy.technique.clone(),
+            mapper: draft.mapper.clone(),
+            shape: shape.clone(),
+            _spec: Arc::clone(&draft.policy.spec),
+        });
         let group = self.groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
-        group.add(draft);
+        unite_values(&mut group.spec, &draft.policy.spec);
+        group.record(draft);
     }
 
     /// The objects, sorted by kind, namespace and name.
@@ -107,7 +139,7 @@ struct Group {
 
 impl Group {
     fn new(draft: &Draft) -> Group {
-        let mut spec = draft.policy.spec.clone();
+        let mut spec = Value::clone(&draft.policy.spec);
         clear_values(&mut spec);
         Group {
             technique: draft.policy.technique.clone(),
@@ -118,8 +150,8 @@ impl Group {
         }
     }
 
-    fn add(&mut self, draft: Draft) {
-        unite_values(&mut self.spec, &draft.policy.spec);
+    /// Adds the draft's finding and indicators (its values are already in).
+    fn record(&mut self, draft: Draft) {
         self.finding_ids.insert(draft.finding_id);
         self.indicators.extend(draft.policy.indicators);
     }
@@ -165,7 +197,7 @@ impl Group {
 
 /// Everything that must be equal for two drafts to merge, as canonical JSON.
 fn shape_of(draft: &Draft) -> String {
-    let mut spec = draft.policy.spec.clone();
+    let mut spec = Value::clone(&draft.policy.spec);
     erase_values(&mut spec);
     serde_json::json!([draft.policy.technique, draft.mapper, spec]).to_string()
 }
@@ -296,10 +328,10 @@ mod tests {
                 technique: "T1496".into(),
                 scope: ns.map_or(Scope::Cluster, |ns| Scope::Namespace(ns.into())),
                 indicators: ports.iter().map(|p| format!("port:{p}")).collect(),
-                spec: json!({"kprobes": [{"call": "tcp_connect", "syscall": false,
+                spec: Arc::new(json!({"kprobes": [{"call": "tcp_connect", "syscall": false,
                     "args": [{"index": 0, "type": "sock"}],
                     "selectors": [{"matchArgs": [{"index": 0, "operator": "DPort", "values": ports}],
-                                   "matchActions": [{"action": "Sigkill"}]}]}]}),
+                                   "matchActions": [{"action": "Sigkill"}]}]}]})),
             },
         }
     }
@@ -330,9 +362,26 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_spec_is_merged_once_but_every_finding_is_recorded() {
+        let first = draft("a", None, &["3333"]);
+        let mut second = draft("b", None, &["9"]);
+        second.policy.spec = Arc::clone(&first.policy.spec);
+        let mut other_category = draft("c", None, &["9"]);
+        other_category.category = "Reverse_Shell".into();
+        other_category.policy.spec = Arc::clone(&first.policy.spec);
+        let out = assemble(vec![first, second, other_category, draft("d", None, &["4444"])], Mode::Post);
+        assert_eq!(out.len(), 2);
+        let mining = &out[0].object;
+        assert_eq!(mining.annotations[labels::FINDING_IDS], "a,b,d");
+        assert_eq!(mining.spec["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"], json!(["3333", "4444"]));
+        assert_eq!(out[1].object.name, "cdr-reverse-shell-pool-ports");
+        assert_eq!(out[1].finding_ids, ["c"]);
+    }
+
+    #[test]
     fn different_shapes_get_distinct_stable_names() {
         let mut other = draft("z", None, &["1"]);
-        other.policy.spec["kprobes"][0]["call"] = json!("tcp_sendmsg");
+        Arc::make_mut(&mut other.policy.spec)["kprobes"][0]["call"] = json!("tcp_sendmsg");
         let out = assemble(vec![draft("a", None, &["2"]), other], Mode::Post);
         assert_eq!(out.len(), 2);
         assert_ne!(out[0].object.name, out[1].object.name);
