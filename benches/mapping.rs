@@ -75,12 +75,12 @@ fn synthetic(i: usize) -> Synthetic {
     let ip: IpAddr = if c == 0 {
         // Credential theft talks to the metadata endpoint.
         [169, 254, 169, 254].into()
-    } else if n % 2 == 0 {
+    } else if n.is_multiple_of(2) {
         [198, 51, 100, (n / 2 % 254 + 1) as u8].into()
     } else {
         [203, 0, 113, (n / 2 % 254 + 1) as u8].into()
     };
-    let port = if c == 0 { 80 } else { PORTS[n % PORTS.len()] + if n % 3 == 0 { 0 } else { (n % 17) as u16 } };
+    let port = if c == 0 { 80 } else { PORTS[n % PORTS.len()] + if n.is_multiple_of(3) { 0 } else { (n % 17) as u16 } };
     Synthetic {
         id: format!("00000000-0000-4000-8000-{i:012}"),
         category: CATEGORIES[c],

@@ -50,7 +50,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Sync(sync::SyncArgs),
+    Sync(Box<sync::SyncArgs>),
     Lint(lint::LintArgs),
 }
 
@@ -58,7 +58,7 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.command {
-            Command::Sync(args) => sync::run(args),
+            Command::Sync(args) => sync::run(*args),
             Command::Lint(args) => lint::run(args),
         }
     }

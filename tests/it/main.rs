@@ -5,9 +5,11 @@
 mod cli;
 mod defaults;
 mod determinism;
+mod fake_qualys;
 mod golden;
 mod hostile;
 mod krew;
 mod kubectl;
 mod lint;
 mod support;
+mod sync_api;

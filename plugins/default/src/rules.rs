@@ -153,7 +153,11 @@ const SETUID_ROOT_SPEC: &str = r#"{"kprobes":[{"call":"__sys_setuid","syscall":f
 fn privilege_escalation(_: &Finding) -> Vec<Draft> {
     vec![Draft {
         template: "setuid-root",
-        indicators: vec!["syscall:setuid=0".into(), "syscall:setreuid-euid=0".into(), "syscall:setresuid-euid=0".into()],
+        indicators: vec![
+            "syscall:setuid=0".into(),
+            "syscall:setreuid-euid=0".into(),
+            "syscall:setresuid-euid=0".into(),
+        ],
         spec: SETUID_ROOT_SPEC.into(),
     }]
 }

@@ -1,0 +1,191 @@
+//! `sync` against the fake Qualys gateway: paging, token expiry, retries,
+//! checkpoints, interrupted runs, and no secret in any output.
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::fake_qualys::{FakeQualys, Trouble};
+use super::support::bin;
+
+const USER: &str = "api-user";
+const PASSWORD: &str = "S3cr3t-Pa55w0rd!";
+
+/// `count` findings of every default category, detected over the last hour.
+fn findings(count: usize, prefix: &str) -> Vec<Value> {
+    let categories =
+        ["Crypto_Mining", "Reverse_Shell", "Container_Escape", "Cloud_Credentials_Accessed_By_Network_Utility"];
+    (0..count)
+        .map(|i| {
+            let at = Utc::now() - chrono::Duration::seconds(3600 - i as i64);
+            json!({
+                "uuid": format!("{prefix}-{i:04}"),
+                "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "threatCategory": categories[i % categories.len()],
+                "namespace": format!("ns-{}", i % 3),
+                "destinationIp": format!("203.0.113.{}", i % 200 + 1),
+                "destinationPort": 20_000 + (i % 50) as u64,
+            })
+        })
+        .collect()
+}
+
+/// The binary, pointed at the fake with credentials in the environment.
+fn api(fake: &FakeQualys, password: &str) -> Command {
+    let mut command = bin();
+    command
+        .args(["sync", "--gateway", &fake.url, "--retry-delay", "10ms", "-o", "json"])
+        .env("QUALYS_USERNAME", USER)
+        .env("QUALYS_PASSWORD", password)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("QUALYS_ACCESS_TOKEN")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY");
+    command
+}
+
+fn from_file(findings: &[Value]) -> Vec<u8> {
+    let out = bin()
+        .args(["sync", "-o", "json", "--from-file", "-"])
+        .write_stdin(Value::Array(findings.to_vec()).to_string())
+        .assert()
+        .success();
+    out.get_output().stdout.clone()
+}
+
+#[test]
+fn pages_expiry_rate_limits_and_errors_give_the_same_policies_as_a_file() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    let all = findings(250, "e2e");
+    fake.set_findings(all.clone());
+    fake.expire_tokens_after(2);
+    fake.trouble([Trouble::RateLimited, Trouble::ServerError]);
+    let out = api(&fake, PASSWORD).args(["--page-size", "100"]).assert().success();
+    let output = out.get_output();
+    assert_eq!(output.stdout, from_file(&all), "API and file disagree");
+    assert_eq!(fake.pages(), [0, 100, 200], "three pages");
+    assert!(fake.logins() >= 2, "the token expired mid-run and was renewed ({} logins)", fake.logins());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("findings read: 250"), "{stderr}");
+    assert!(stderr.contains("window: "), "{stderr}");
+}
+
+#[test]
+fn overlapping_runs_process_each_finding_once() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(30, "first"));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let run = || {
+        let out = api(&fake, PASSWORD).args(["--once", "--hours=24", "--state-file"]).arg(&state).assert().success();
+        let output = out.get_output();
+        (serde_json::from_slice::<Value>(&output.stdout).unwrap(), String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    let (first, _) = run();
+    assert!(!first["items"].as_array().unwrap().is_empty());
+    let (second, stderr) = run();
+    assert_eq!(second["items"], json!([]), "nothing new: {stderr}");
+    assert!(stderr.contains("already handled by an earlier run: 30"), "{stderr}");
+    let mut more = findings(30, "first");
+    more.push(
+        json!({"uuid": "late-1", "timestamp": Utc::now().to_rfc3339(), "threatCategory": "Privilege_Escalation"}),
+    );
+    fake.set_findings(more);
+    let (third, stderr) = run();
+    let names: Vec<&str> =
+        third["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cdr-privilege-escalation-setuid-root"], "{stderr}");
+}
+
+#[test]
+fn a_run_killed_before_writing_leaves_its_findings_to_the_next_run() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    let all = findings(150, "killed");
+    fake.set_findings(all.clone());
+    fake.trouble([Trouble::Slow(Duration::ZERO), Trouble::Slow(Duration::from_secs(10))]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
+        .args(["sync", "--gateway", &fake.url, "-o", "json", "--page-size", "100", "--state-file"])
+        .arg(&state)
+        .env("QUALYS_USERNAME", USER)
+        .env("QUALYS_PASSWORD", PASSWORD)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.pages().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fake.pages(), [0], "the first page was served, the second is hanging");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!state.exists(), "no checkpoint after a killed run");
+    let out = api(&fake, PASSWORD).args(["--page-size", "100", "--state-file"]).arg(&state).assert().success();
+    assert_eq!(out.get_output().stdout, from_file(&all));
+    assert!(state.exists());
+}
+
+#[test]
+fn outages_and_bad_answers_fail_the_run_and_write_nothing() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(5, "outage"));
+    fake.trouble([Trouble::ServerError, Trouble::ServerError, Trouble::ServerError]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = api(&fake, PASSWORD).args(["--retries", "2", "--output-dir"]).arg(dir.path()).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("gave up after 3 attempts") && stderr.contains("CDR is unavailable"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+    fake.trouble([Trouble::Truncated]);
+    let out = api(&fake, PASSWORD).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("the answer is not a findings page"), "{stderr}");
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    api(&fake, "wrong")
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicates::str::contains("Qualys rejected the credentials"));
+}
+
+#[test]
+fn the_password_never_appears_in_any_output() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(20, "leak"));
+    fake.expire_tokens_after(1);
+    fake.trouble([Trouble::ServerError, Trouble::RateLimited]);
+    let mut outputs = Vec::new();
+    for (password, extra) in [(PASSWORD, vec!["--page-size", "5"]), ("wrong-but-secret", vec![])] {
+        for format in ["text", "json"] {
+            let out = api(&fake, password).args(["-vvv", "--log-format", format]).args(&extra).output().unwrap();
+            outputs.push((password, out));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, PASSWORD).unwrap();
+    let out = bin()
+        .args(["sync", "--gateway", "http://127.0.0.1:9", "-vvv", "--retries", "1", "--retry-delay", "1ms"])
+        .args(["--username-file", "/dev/null", "--password-file"])
+        .arg(&file)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    outputs.push((PASSWORD, out));
+    outputs.push((PASSWORD, bin().args(["sync", "--help"]).env("QUALYS_PASSWORD", PASSWORD).output().unwrap()));
+    for (password, out) in &outputs {
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(password), "the password leaked:\n{text}");
+        }
+    }
+    assert!(outputs.iter().any(|(_, out)| out.status.success()), "at least one run got through");
+}
