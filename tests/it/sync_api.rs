@@ -189,3 +189,44 @@ fn the_password_never_appears_in_any_output() {
     }
     assert!(outputs.iter().any(|(_, out)| out.status.success()), "at least one run got through");
 }
+
+#[test]
+fn watch_mode_syncs_and_stops_cleanly_on_sigterm() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(10, "watch"));
+    let dir = tempfile::tempdir().unwrap();
+    let (state, output) = (dir.path().join("state.json"), dir.path().join("policies"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
+        .args(["sync", "--gateway", &fake.url, "--watch", "--interval", "1h", "--state-file"])
+        .arg(&state)
+        .arg("--output-dir")
+        .arg(&output)
+        .env("QUALYS_USERNAME", USER)
+        .env("QUALYS_PASSWORD", PASSWORD)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(state.exists(), "the first sync wrote its checkpoint");
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(output.read_dir().unwrap().count() > 0, "policies were written");
+    assert!(
+        serde_json::from_str::<Value>(&std::fs::read_to_string(&state).unwrap()).is_ok(),
+        "the checkpoint is intact"
+    );
+}
