@@ -90,7 +90,7 @@ pub struct Plugin {
 }
 
 /// Parsed spec texts kept per component before the cache starts over.
-const SPEC_CACHE_ENTRIES: usize = 1024;
+const SPEC_CACHE_ENTRIES: usize = 256;
 
 struct Live {
     store: Store<State>,

@@ -69,6 +69,9 @@ pub struct Assembler {
     merged: HashMap<usize, Vec<Merged>>,
 }
 
+/// Specs remembered as merged before the memory starts over.
+const MERGED_CACHE_ENTRIES: usize = 512;
+
 /// Category key, template, scope.
 type GroupKey = (String, String, Scope);
 
@@ -93,6 +96,11 @@ impl Assembler {
             return;
         }
         let shape = shape_of(&draft);
+        if self.merged.len() >= MERGED_CACHE_ENTRIES {
+            // Bounded memory for runs where every spec differs; dropping the
+            // entries (and their Arcs) together keeps addresses unambiguous.
+            self.merged.clear();
+        }
         self.merged.entry(address).or_default().push(Merged {
             key: key.clone(),
             technique: draft.policy.technique.clone(),

@@ -35,7 +35,8 @@ pub enum Trouble {
 struct Inner {
     username: String,
     password: String,
-    findings: Vec<Value>,
+    /// Findings with their parsed detection times.
+    findings: Vec<(Option<DateTime<Utc>>, Value)>,
     /// Authorised calls a token serves before it expires.
     token_uses: Option<usize>,
     tokens: HashMap<String, usize>,
@@ -82,7 +83,11 @@ impl FakeQualys {
 
     /// Sets the findings it serves.
     pub fn set_findings(&self, findings: Vec<Value>) {
-        self.with(|inner| inner.findings = findings);
+        let timed = findings
+            .into_iter()
+            .map(|f| (f["timestamp"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()), f))
+            .collect();
+        self.with(|inner| inner.findings = timed);
     }
 
     /// Tokens expire after this many authorised calls.
@@ -171,16 +176,8 @@ async fn findings(
     let (offset, limit) = (number("offSet", 0), number("limit", 100).min(100));
     let mut inner = inner.lock().unwrap();
     inner.pages.push(offset);
-    let matching: Vec<&Value> = inner
-        .findings
-        .iter()
-        .filter(|f| {
-            f["timestamp"]
-                .as_str()
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-                .is_some_and(|t| t >= start && t <= end)
-        })
-        .collect();
-    let page: Vec<Value> = matching.iter().skip(offset as usize).take(limit as usize).map(|v| (*v).clone()).collect();
-    axum::Json(json!({"content": page, "totalElements": matching.len()})).into_response()
+    let matching = || inner.findings.iter().filter(|(t, _)| t.is_some_and(|t| t >= start && t <= end));
+    let page: Vec<Value> = matching().skip(offset as usize).take(limit as usize).map(|(_, f)| f.clone()).collect();
+    let total = matching().count();
+    axum::Json(json!({"content": page, "totalElements": total})).into_response()
 }
