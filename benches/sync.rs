@@ -10,17 +10,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
+use qualys_respond_default_mapper::CATEGORIES;
 use serde_json::json;
 
 const FINDINGS: usize = 100_000;
-const CATEGORIES: [&str; 6] = [
-    "Cloud_Credentials_Accessed_By_Network_Utility",
-    "Network_Scanning_Utility",
-    "Container_Escape",
-    "Privilege_Escalation",
-    "Crypto_Mining",
-    "Reverse_Shell",
-];
 
 fn main() {
     let fake = fake_qualys::FakeQualys::start("bench", "bench-password");
@@ -31,7 +24,7 @@ fn main() {
             json!({
                 "uuid": format!("bench-{i:06}"),
                 "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "threatCategory": CATEGORIES[i % CATEGORIES.len()],
+                "threatCategory": CATEGORIES[i % CATEGORIES.len()].name,
                 "severity": 3,
                 "namespace": format!("ns-{}", i % 25),
                 "pod": format!("pod-{i}"),

@@ -46,6 +46,22 @@ fn api(fake: &FakeQualys, password: &str) -> Command {
     command
 }
 
+/// The binary as a background process against the fake, output discarded.
+fn spawn_api(
+    fake: &FakeQualys,
+    args: impl FnOnce(&mut std::process::Command) -> &mut std::process::Command,
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"));
+    command
+        .args(["sync", "--gateway", &fake.url])
+        .env("QUALYS_USERNAME", USER)
+        .env("QUALYS_PASSWORD", PASSWORD)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    args(&mut command).spawn().unwrap()
+}
+
 fn from_file(findings: &[Value]) -> Vec<u8> {
     let out = bin()
         .args(["sync", "-o", "json", "--from-file", "-"])
@@ -107,16 +123,7 @@ fn a_run_killed_before_writing_leaves_its_findings_to_the_next_run() {
     fake.trouble([Trouble::Slow(Duration::ZERO), Trouble::Slow(Duration::from_secs(10))]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
-        .args(["sync", "--gateway", &fake.url, "-o", "json", "--page-size", "100", "--state-file"])
-        .arg(&state)
-        .env("QUALYS_USERNAME", USER)
-        .env("QUALYS_PASSWORD", PASSWORD)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_api(&fake, |c| c.args(["-o", "json", "--page-size", "100", "--state-file"]).arg(&state));
     let deadline = Instant::now() + Duration::from_secs(20);
     while fake.pages().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -196,18 +203,9 @@ fn watch_mode_syncs_and_stops_cleanly_on_sigterm() {
     fake.set_findings(findings(10, "watch"));
     let dir = tempfile::tempdir().unwrap();
     let (state, output) = (dir.path().join("state.json"), dir.path().join("policies"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
-        .args(["sync", "--gateway", &fake.url, "--watch", "--interval", "1h", "--state-file"])
-        .arg(&state)
-        .arg("--output-dir")
-        .arg(&output)
-        .env("QUALYS_USERNAME", USER)
-        .env("QUALYS_PASSWORD", PASSWORD)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_api(&fake, |c| {
+        c.args(["--watch", "--interval", "1h", "--state-file"]).arg(&state).arg("--output-dir").arg(&output)
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     while !state.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
