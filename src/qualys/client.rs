@@ -126,6 +126,12 @@ impl Client {
                 std::fs::read(path).map_err(|e| ClientError::Setup(format!("cannot read {}: {e}", path.display())))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| ClientError::Setup(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
+            if certificates.is_empty() {
+                return Err(ClientError::Setup(format!(
+                    "{} is not a PEM certificate bundle: no certificate in it",
+                    path.display()
+                )));
+            }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }

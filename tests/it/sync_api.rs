@@ -34,9 +34,14 @@ fn findings(count: usize, prefix: &str) -> Vec<Value> {
 
 /// The binary, pointed at the fake with credentials in the environment.
 fn api(fake: &FakeQualys, password: &str) -> Command {
+    api_at(&fake.url, password)
+}
+
+/// The binary, pointed at a gateway URL with credentials in the environment.
+fn api_at(url: &str, password: &str) -> Command {
     let mut command = bin();
     command
-        .args(["sync", "--gateway", &fake.url, "--retry-delay", "10ms", "-o", "json"])
+        .args(["sync", "--gateway", url, "--retry-delay", "10ms", "-o", "json"])
         .env("QUALYS_USERNAME", USER)
         .env("QUALYS_PASSWORD", password)
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -227,4 +232,30 @@ fn watch_mode_syncs_and_stops_cleanly_on_sigterm() {
         serde_json::from_str::<Value>(&std::fs::read_to_string(&state).unwrap()).is_ok(),
         "the checkpoint is intact"
     );
+}
+
+#[test]
+fn a_private_gateway_is_trusted_only_with_its_ca_file() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(5, "tls"));
+    let (url, ca) = fake.start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let https = |extra: &[&std::ffi::OsStr]| {
+        let mut command = api_at(&url, PASSWORD);
+        command.args(["--retries", "0"]).args(extra);
+        command
+    };
+    let untrusted = https(&[]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&untrusted.get_output().stderr).to_string();
+    assert!(stderr.contains("certificate") || stderr.contains("UnknownIssuer"), "{stderr}");
+    let trusted = https(&["--ca-file".as_ref(), ca_file.as_os_str()]).assert().success();
+    assert_eq!(trusted.get_output().stdout, from_file(&findings(5, "tls")));
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    https(&["--ca-file".as_ref(), bad.as_os_str()])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("is not a PEM certificate bundle"));
 }
