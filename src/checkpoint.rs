@@ -89,6 +89,16 @@ impl Checkpoint {
         Some(Checkpoint { version: 1, mark, recent_ids, overlap_seconds: overlap.as_secs() })
     }
 
+    /// Parses a stored checkpoint; `origin` names where it came from.
+    pub fn parse(text: &str, origin: &Path) -> Result<Checkpoint, CheckpointError> {
+        serde_json::from_str(text).map_err(|e| CheckpointError::Corrupt { path: origin.into(), reason: e.to_string() })
+    }
+
+    /// The checkpoint as stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
     /// Reads a state file; a missing file is no checkpoint.
     pub fn load(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         let text = match std::fs::read_to_string(path) {
@@ -96,17 +106,14 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CheckpointError::Io { action: "read", path: path.into(), source }),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| CheckpointError::Corrupt { path: path.into(), reason: e.to_string() })
+        Checkpoint::parse(&text, path).map(Some)
     }
 
     /// Writes a state file atomically (temporary file, then rename).
     pub fn store(&self, path: &Path) -> Result<(), CheckpointError> {
         let io = |source| CheckpointError::Io { action: "write", path: path.into(), source };
-        let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
         let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, text + "\n").map_err(io)?;
+        std::fs::write(&temporary, self.to_json()).map_err(io)?;
         std::fs::rename(&temporary, path).map_err(io)
     }
 }

@@ -21,13 +21,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod block;
 pub mod checkpoint;
 pub mod cli;
+pub mod cluster;
 pub mod finding;
 pub mod mapper;
 pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod qualys;
+pub mod reconcile;
 pub mod report;
 pub mod sync;

@@ -11,6 +11,8 @@ pub enum Exit {
     Error,
     /// Done, but some input had problems.
     Problems,
+    /// `diff`: the cluster differs from what would be applied.
+    Changes,
 }
 
 impl From<Exit> for ExitCode {
@@ -19,6 +21,7 @@ impl From<Exit> for ExitCode {
             Exit::Ok => 0,
             Exit::Error => 1,
             Exit::Problems => 3,
+            Exit::Changes => 4,
         })
     }
 }

@@ -2,8 +2,12 @@
 //! subcommand returns an [`Exit`] code; errors that stop a run are returned
 //! as [`anyhow::Error`] and printed by `main`.
 
+mod block;
+mod cluster;
 mod exit;
+mod lifecycle;
 mod lint;
+mod status;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -16,7 +20,11 @@ Exit codes:
   1  error: the run stopped and wrote nothing (unreadable input, broken component, write failure)
   2  usage error
   3  done with problems: findings skipped for an error (malformed record, mapper failure,
-     invalid policy), or lint found problems";
+     invalid policy), or lint found problems
+  4  diff: the cluster differs from what sync --apply would make it
+
+Lifecycle: sync --apply puts new policies in audit mode (Post); review them with status,
+narrow them with tune, enforce them with promote (Sigkill), step back with demote.";
 
 /// Turn Qualys CDR findings into validated Tetragon TracingPolicies.
 ///
@@ -51,6 +59,20 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sync(Box<sync::SyncArgs>),
+    /// Show what sync --apply would change in the cluster, as unified diffs.
+    ///
+    /// Takes the flags of sync (without --apply); reads the cluster and asks
+    /// the API server for a dry run of every write. Exits 4 when something
+    /// would change.
+    Diff(Box<sync::SyncArgs>),
+    Status(Box<status::StatusArgs>),
+    /// Switch policies to enforcement (Sigkill) after review.
+    Promote(Box<lifecycle::ModeArgs>),
+    /// Switch policies back to audit mode (Post).
+    Demote(Box<lifecycle::ModeArgs>),
+    Tune(Box<lifecycle::TuneArgs>),
+    Block(Box<block::BlockArgs>),
+    Unblock(Box<block::UnblockArgs>),
     Lint(lint::LintArgs),
 }
 
@@ -59,6 +81,13 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<Exit> {
         match self.command {
             Command::Sync(args) => sync::run(*args),
+            Command::Diff(args) => sync::run_as(*args, sync::Target::Diff),
+            Command::Status(args) => status::run(*args),
+            Command::Promote(args) => lifecycle::switch(*args, crate::policy::Mode::Sigkill),
+            Command::Demote(args) => lifecycle::switch(*args, crate::policy::Mode::Post),
+            Command::Tune(args) => lifecycle::tune(*args),
+            Command::Block(args) => block::block(*args),
+            Command::Unblock(args) => block::unblock(*args),
             Command::Lint(args) => lint::run(args),
         }
     }

@@ -8,7 +8,16 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
-use super::{Exit, print_stdout, read_input};
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use super::{Exit, cluster, print_stdout, read_input};
+use crate::cluster::apply::{Change, DryRun};
+use crate::cluster::{Cluster, KubeArgs};
+use crate::finding::category_key;
+use crate::policy::{labels, lifecycle};
+use crate::reconcile;
 use crate::mapper::{Limits, Registry};
 use crate::output;
 use crate::pipeline::Options;
@@ -124,9 +133,37 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
     interval: Duration,
 
-    /// Apply the policies to the cluster (not available in this version: use --output-dir and kubectl apply).
+    /// Apply the policies to the cluster (server-side apply): new ones in audit
+    /// mode unless --action says otherwise, existing ones keep their mode and
+    /// tuning and gain the new indicators; expired blocks are removed. The
+    /// checkpoint then lives in the ConfigMap qualys-respond-checkpoint
+    /// (unless --state-file).
     #[arg(long)]
-    apply: bool,
+    pub(super) apply: bool,
+
+    /// With --apply: 'client' only compares with the cluster, 'server' sends
+    /// every write as a server-side dry run; nothing is stored either way.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client",
+        default_value = "none")]
+    dry_run: DryRun,
+
+    /// With --apply: delete the policies we manage that lost their reason to
+    /// exist (a category no mapper handles any more; with --prune-after, audit
+    /// policies without a finding for that long). Never touches an object
+    /// without our managed-by label, and never deletes an enforced policy for age.
+    #[arg(long)]
+    prune: bool,
+
+    /// With --prune: how long an audit-mode policy may go without a finding.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "prune")]
+    prune_after: Option<Duration>,
+
+    /// Namespace of the checkpoint ConfigMap with --apply (default: the context's namespace).
+    #[arg(short, long, value_name = "NS")]
+    namespace: Option<String>,
+
+    #[command(flatten)]
+    kube: KubeArgs,
 
     /// Write one YAML file per policy into DIR (<name>.yaml; namespaced ones as
     /// <namespace>/<name>.yaml) instead of printing them.
@@ -158,7 +195,10 @@ Examples:
   QUALYS_USERNAME=api-user QUALYS_PASSWORD=… kubectl qualys-respond sync --platform US2 --since 24h
   kubectl qualys-respond sync --platform EU1 --username-file /secrets/username --password-file /secrets/password \\
       --once --hours=24 --state-file /state/checkpoint.json --output-dir /policies
-  kubectl qualys-respond sync --platform US1 --watch --interval 1h --state-file state.json --output-dir policies/";
+  kubectl qualys-respond sync --platform US1 --watch --interval 1h --state-file state.json --output-dir policies/
+  kubectl qualys-respond sync --once --hours=24 --apply                # the CronJob: audit mode, checkpoint in the cluster
+  kubectl qualys-respond sync --from-file findings.json --apply --dry-run=server
+  kubectl qualys-respond sync --platform US1 --apply --prune --prune-after 30d";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -186,22 +226,44 @@ impl Severity {
     }
 }
 
+/// What a run does with its policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    /// Print them or write them to a directory.
+    Output,
+    /// Apply them to the cluster.
+    Apply,
+    /// Show what applying them would change.
+    Diff,
+}
+
 pub fn run(args: SyncArgs) -> anyhow::Result<Exit> {
-    if args.apply {
-        bail!(
-            "--apply is not available in this version yet; write the policies with --output-dir and apply them with kubectl apply -R -f DIR"
-        );
+    if !args.apply && (args.prune || args.dry_run != DryRun::None) {
+        bail!("--prune and --dry-run act on what --apply writes; add --apply (or use kubectl qualys-respond diff)");
     }
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    let target = if args.apply { Target::Apply } else { Target::Output };
+    run_as(args, target)
+}
+
+pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
+    let runtime = cluster::runtime()?;
     runtime.block_on(async {
+        let cluster = match target {
+            Target::Output => None,
+            Target::Apply | Target::Diff => {
+                let cluster = Cluster::connect(&args.kube).await?;
+                cluster.ensure_tetragon().await?;
+                Some(cluster)
+            }
+        };
         let mut registry = Registry::with_defaults(Limits::default()).context("cannot load the default mappings")?;
+        let run = Run { args: &args, target, cluster: cluster.as_ref() };
         if !args.watch {
-            return once(&args, &mut registry).await;
+            return run.once(&mut registry).await;
         }
         loop {
             let exit = tokio::select! {
-                exit = once(&args, &mut registry) => exit,
+                exit = run.once(&mut registry) => exit,
                 () = shutdown() => return Ok(Exit::Ok),
             };
             if let Err(error) = &exit {
@@ -241,55 +303,145 @@ async fn shutdown() {
     tracing::info!("signal received; stopping before the next write");
 }
 
-async fn once(args: &SyncArgs, registry: &mut Registry) -> anyhow::Result<Exit> {
-    let source = source(args)?;
-    let state = args.state_file.as_ref().map(|path| StateFile { path: path.clone(), overlap: args.overlap });
-    let checkpoint = match &state {
-        Some(state) => state.load()?,
-        None => None,
-    };
-    let options = Options {
-        mode: args.action,
-        versions: args.tetragon_version.map_or_else(|| TetragonVersion::ALL.to_vec(), |v| vec![v]),
-    };
-    let bar = progress_bar(args.quiet);
-    let mut progress = |done: u64, total: Option<u64>| {
-        if let Some(total) = total {
-            bar.set_length(total);
+/// One sync's settings and where its policies go.
+struct Run<'a> {
+    args: &'a SyncArgs,
+    target: Target,
+    cluster: Option<&'a Cluster>,
+}
+
+/// Where the checkpoint is kept.
+enum Store<'a> {
+    File(StateFile),
+    ConfigMap { cluster: &'a Cluster, namespace: String },
+}
+
+impl Run<'_> {
+    fn store(&self) -> Option<Store<'_>> {
+        if let Some(path) = &self.args.state_file {
+            return Some(Store::File(StateFile { path: path.clone(), overlap: self.args.overlap }));
         }
-        bar.set_position(done);
-    };
-    let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), &mut progress).await;
-    bar.finish_and_clear();
-    let Fetched { outcome, window } = fetched?;
-    let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
-    match &args.output_dir {
-        Some(dir) => {
+        let cluster = self.cluster.filter(|_| self.target == Target::Apply)?;
+        let namespace = self.args.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
+        Some(Store::ConfigMap { cluster, namespace })
+    }
+
+    async fn once(&self, registry: &mut Registry) -> anyhow::Result<Exit> {
+        let args = self.args;
+        let source = source(args)?;
+        let store = self.store();
+        let checkpoint = match &store {
+            Some(Store::File(state)) => state.load()?,
+            Some(Store::ConfigMap { cluster, namespace }) => cluster.load_checkpoint(namespace).await?,
+            None => None,
+        };
+        let options = Options { mode: args.action, versions: self.versions() };
+        let bar = progress_bar(args.quiet);
+        let mut progress = |done: u64, total: Option<u64>| {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        };
+        let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), &mut progress).await;
+        bar.finish_and_clear();
+        let Fetched { outcome, window } = fetched?;
+        let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
+        if let Some(dir) = &args.output_dir {
             let written = output::write_dir(dir, &objects)
                 .with_context(|| format!("cannot write policies to {}", dir.display()))?;
             tracing::info!(files = written.len(), dir = %dir.display(), "policies written");
         }
-        None => {
-            let text = match args.output {
-                Format::Yaml => output::yaml_stream(&objects).context("cannot render YAML")?,
-                Format::Json => output::json_list(&objects),
-            };
-            print_stdout(&text).context("cannot write to stdout")?;
+        let mut exit = if outcome.report.has_errors() { Exit::Problems } else { Exit::Ok };
+        let mut advance = true;
+        match (self.target, self.cluster) {
+            (Target::Output, _) | (_, None) => {
+                if args.output_dir.is_none() {
+                    let text = match args.output {
+                        Format::Yaml => output::yaml_stream(&objects).context("cannot render YAML")?,
+                        Format::Json => output::json_list(&objects),
+                    };
+                    print_stdout(&text).context("cannot write to stdout")?;
+                }
+            }
+            (target, Some(cluster)) => {
+                let changes = match self.plan(cluster, registry, &outcome).await? {
+                    Ok(changes) => changes,
+                    Err(errors) => return Ok(cluster::refuse(&errors)),
+                };
+                if target == Target::Diff {
+                    let diff = crate::cluster::diff::render(cluster, &changes).await?;
+                    print_stdout(&diff).context("cannot write to stdout")?;
+                    advance = false;
+                    if !diff.is_empty() && exit == Exit::Ok {
+                        exit = Exit::Changes;
+                    }
+                } else {
+                    cluster::carry_out(cluster, changes, args.dry_run).await?;
+                    advance = args.dry_run == DryRun::None;
+                }
+            }
         }
+        if advance {
+            let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
+            if let Some(next) = crate::checkpoint::Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
+                match &store {
+                    Some(Store::File(state)) => next.store(&state.path)?,
+                    Some(Store::ConfigMap { cluster, namespace }) => cluster.store_checkpoint(namespace, &next).await?,
+                    None => {}
+                }
+            }
+        }
+        let mut summary = String::new();
+        if let Some(window) = window {
+            summary.push_str(&format!("window: {} to {}\n", window.start.to_rfc3339(), window.end.to_rfc3339()));
+        }
+        summary.push_str(&outcome.report.render(match args.action {
+            Mode::Post => "audit mode: enforcing actions are Post",
+            Mode::Sigkill => "enforce mode: enforcing actions are Sigkill",
+        }));
+        eprint!("{summary}");
+        Ok(exit)
     }
-    if let Some(state) = &state {
-        state.advance(checkpoint.as_ref(), &outcome)?;
+
+    fn versions(&self) -> Vec<TetragonVersion> {
+        self.args.tetragon_version.map_or_else(|| TetragonVersion::ALL.to_vec(), |v| vec![v])
     }
-    let mut summary = String::new();
-    if let Some(window) = window {
-        summary.push_str(&format!("window: {} to {}\n", window.start.to_rfc3339(), window.end.to_rfc3339()));
+
+    /// The changes that bring the cluster to this run's policies.
+    async fn plan(
+        &self,
+        cluster: &Cluster,
+        registry: &Registry,
+        outcome: &crate::pipeline::Outcome,
+    ) -> anyhow::Result<Result<Vec<Change>, Vec<String>>> {
+        let detected: HashMap<&str, DateTime<Utc>> = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        let desired: Vec<Value> = outcome
+            .policies
+            .iter()
+            .map(|assembled| {
+                let mut object = assembled.object.to_value();
+                let latest = assembled.finding_ids.iter().filter_map(|id| detected.get(id.as_str())).max();
+                if let Some(latest) = latest {
+                    lifecycle::set_annotation(&mut object, labels::LAST_DETECTED, Some(&lifecycle::timestamp(*latest)));
+                }
+                object
+            })
+            .collect();
+        let existing = cluster::managed(cluster, None).await?;
+        let context = reconcile::Context { actor: cluster.actor().await, now: Utc::now(), versions: self.versions() };
+        let handled: BTreeSet<String> = existing
+            .iter()
+            .filter_map(|o| lifecycle::label(o, labels::CATEGORY))
+            .map(category_key)
+            .filter(|key| registry.handles(key))
+            .collect();
+        let rules = reconcile::PruneRules {
+            after: self.args.prune_after,
+            handled: Box::new(move |category| handled.contains(&category_key(category))),
+        };
+        Ok(reconcile::plan(desired, &existing, &context, self.args.prune.then_some(&rules)))
     }
-    summary.push_str(&outcome.report.render(match args.action {
-        Mode::Post => "audit mode: enforcing actions are Post",
-        Mode::Sigkill => "enforce mode: enforcing actions are Sigkill",
-    }));
-    eprint!("{summary}");
-    Ok(if outcome.report.has_errors() { Exit::Problems } else { Exit::Ok })
 }
 
 fn source(args: &SyncArgs) -> anyhow::Result<Source> {

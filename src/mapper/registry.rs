@@ -47,6 +47,11 @@ impl Registry {
         self.plugins.get_mut(index)
     }
 
+    /// True when some component handles the category key.
+    pub fn handles(&self, key: &str) -> bool {
+        self.routes.contains_key(key)
+    }
+
     /// The loaded components, in the order they were added.
     pub fn plugins(&self) -> &[Plugin] {
         &self.plugins

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::guard;
+use super::lifecycle;
 use super::mode::Mode;
 use super::object::{Kind, PolicyObject, labels};
 use crate::finding::category_key;
@@ -184,6 +185,7 @@ impl Group {
                 (labels::TECHNIQUE.to_string(), self.technique),
                 (labels::MODE.to_string(), mode.label().to_string()),
                 (labels::TEMPLATE.to_string(), template.to_string()),
+                (labels::SOURCE.to_string(), "cdr".to_string()),
             ]),
             annotations: BTreeMap::from([
                 (
@@ -193,6 +195,10 @@ impl Group {
                 (labels::FINDING_COUNT.to_string(), finding_ids.len().to_string()),
                 (labels::INDICATORS.to_string(), self.indicators.into_iter().collect::<Vec<_>>().join(",")),
                 (labels::MAPPER.to_string(), self.mapper),
+                (
+                    labels::ENFORCE_ACTIONS.to_string(),
+                    serde_json::to_string(&lifecycle::enforce_actions(&enforced_spec)).unwrap_or_default(),
+                ),
             ]),
             spec: self.spec,
         };
@@ -211,7 +217,7 @@ fn shape_of(draft: &Draft) -> String {
 }
 
 /// Replaces every `values` list with null.
-fn erase_values(value: &mut Value) {
+pub(crate) fn erase_values(value: &mut Value) {
     visit_values(value, &mut |values| *values = Value::Null);
 }
 
@@ -237,7 +243,7 @@ fn visit_values(value: &mut Value, f: &mut impl FnMut(&mut Value)) {
 }
 
 /// Adds `from`'s `values` to `into`'s, which has the same shape.
-fn unite_values(into: &mut Value, from: &Value) {
+pub(crate) fn unite_values(into: &mut Value, from: &Value) {
     match (into, from) {
         (Value::Object(into), Value::Object(from)) => {
             for (key, child) in into.iter_mut() {

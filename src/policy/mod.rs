@@ -8,7 +8,8 @@
 //! Kubernetes object itself; `spec` holds helpers for walking a spec.
 
 mod assemble;
-mod guard;
+pub mod guard;
+pub mod lifecycle;
 mod mode;
 mod object;
 pub(crate) mod spec;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::spec::{ENFORCING_ACTIONS, HOOKS};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS};
 
 /// What enforcing actions become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -57,22 +57,33 @@ impl Mode {
     }
 
     fn rewrite_selector(self, selector: &mut Value) {
-        for key in ["matchActions", "matchReturnActions"] {
-            let Some(actions) = selector.get_mut(key).and_then(Value::as_array_mut) else { continue };
-            for action in actions.iter_mut() {
-                let name = action.get("action").and_then(Value::as_str).unwrap_or_default();
-                if ENFORCING_ACTIONS.contains(&name) {
-                    *action = json!({ "action": self.action() });
-                }
+        for key in ACTION_LISTS {
+            if let Some(actions) = selector.get_mut(*key).and_then(Value::as_array_mut) {
+                self.rewrite_actions(actions);
             }
-            // Two enforcing actions rewritten to the same one would repeat it.
-            let mut seen = Vec::new();
-            actions.retain(|a| {
-                let keep = !seen.contains(a);
-                seen.push(a.clone());
-                keep
-            });
         }
+    }
+
+    /// Rewrites the enforcing actions of one `matchActions` list.
+    pub fn rewrite_actions(self, actions: &mut Vec<Value>) {
+        for action in actions.iter_mut() {
+            let name = action.get("action").and_then(Value::as_str).unwrap_or_default();
+            if ENFORCING_ACTIONS.contains(&name) {
+                *action = json!({ "action": self.action() });
+            }
+        }
+        // Two enforcing actions rewritten to the same one would repeat it.
+        let mut seen = Vec::new();
+        actions.retain(|a| {
+            let keep = !seen.contains(a);
+            seen.push(a.clone());
+            keep
+        });
+    }
+
+    /// The mode a `qualys-respond.io/mode` label names.
+    pub fn from_label(label: &str) -> Option<Mode> {
+        [Mode::Post, Mode::Sigkill].into_iter().find(|m| m.label() == label)
     }
 }
 

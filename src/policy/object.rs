@@ -27,6 +27,22 @@ pub mod labels {
     pub const INDICATORS: &str = "qualys-respond.io/indicators";
     /// Annotation: `name@version` of the mapper that produced the spec.
     pub const MAPPER: &str = "qualys-respond.io/mapper";
+    /// `cdr` for policies made from findings, `block` for manual blocks.
+    pub const SOURCE: &str = "qualys-respond.io/source";
+    /// Annotation: JSON object from the JSON pointer of every action list
+    /// that enforcement changes to that list in enforce mode; `promote` and
+    /// `demote` switch the mode with it, whatever the mapper was.
+    pub const ENFORCE_ACTIONS: &str = "qualys-respond.io/enforce-actions";
+    /// Annotation: JSON list of the transitions (`{at, by, event, mode}`), oldest first.
+    pub const HISTORY: &str = "qualys-respond.io/history";
+    /// Annotation: when the policy entered its current mode (RFC 3339).
+    pub const MODE_SINCE: &str = "qualys-respond.io/mode-since";
+    /// Annotation: latest detection time of the findings behind the policy (RFC 3339).
+    pub const LAST_DETECTED: &str = "qualys-respond.io/last-detected";
+    /// Annotation: binaries `tune` excluded, sorted, comma-separated.
+    pub const EXCLUDED_BINARIES: &str = "qualys-respond.io/excluded-binaries";
+    /// Annotation: namespaces `tune` excluded, sorted, comma-separated.
+    pub const EXCLUDED_NAMESPACES: &str = "qualys-respond.io/excluded-namespaces";
 }
 
 /// The two TracingPolicy kinds.

@@ -8,6 +8,9 @@ pub const HOOKS: &[&str] = &["kprobes", "tracepoints", "lsmhooks", "uprobes", "u
 /// Actions that stop or kill something; everything else only observes.
 pub const ENFORCING_ACTIONS: &[&str] = &["Sigkill", "Override", "Signal", "NotifyEnforcer"];
 
+/// The selector fields that hold actions.
+pub const ACTION_LISTS: &[&str] = &["matchActions", "matchReturnActions"];
+
 /// The array at `value[key]`, or an empty slice.
 pub fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()

@@ -39,6 +39,18 @@ pub(crate) fn problem(path: impl Into<String>, rule: &str, message: impl Into<St
     Problem { path: path.into(), rule: rule.into(), message: message.into() }
 }
 
+/// What an API server serving Tetragon's CRD of `version` rejects in
+/// `object`: the structural schema and its CEL rules, nothing of the loader.
+/// `None` when the object is not one of the two kinds.
+pub fn crd_problems(object: &Value, version: TetragonVersion) -> Option<Vec<Problem>> {
+    let kind = object.get("kind").and_then(Value::as_str).and_then(Kind::parse)?;
+    let mut found = Vec::new();
+    schema::check(crd::schema(version, kind), object, "", &mut found);
+    found.sort();
+    found.dedup();
+    Some(found)
+}
+
 /// Every problem of `object` for the given Tetragon versions, sorted.
 pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -52,11 +64,7 @@ pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
     // Identical findings from several schema versions are reported once.
     let mut by_version: Vec<(TetragonVersion, Vec<Problem>)> = Vec::new();
     for version in versions {
-        let mut found = Vec::new();
-        schema::check(crd::schema(*version, kind), object, "", &mut found);
-        found.sort();
-        found.dedup();
-        by_version.push((*version, found));
+        by_version.push((*version, crd_problems(object, *version).unwrap_or_default()));
     }
     let mut schema_problems: Vec<Problem> = Vec::new();
     for (version, found) in &by_version {

@@ -1,0 +1,169 @@
+//! What a manual block (or a mapper) may never cut off: every address and
+//! every port, loopback, the nodes, the API server, the cluster DNS, and,
+//! unless forced, the pod and service ranges. Addresses are parsed, never
+//! compared as strings.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// A range that must not be blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedRange {
+    /// The range.
+    pub net: IpNet,
+    /// What it is, for the refusal.
+    pub what: String,
+    /// True when `--force` may override the refusal.
+    pub forceable: bool,
+}
+
+/// A port that must not be blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedPort {
+    /// The port.
+    pub port: u16,
+    /// What it is, for the refusal.
+    pub what: String,
+    /// True when `--force` may override the refusal.
+    pub forceable: bool,
+}
+
+/// Everything protected in one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Protected {
+    /// Ranges.
+    pub ranges: Vec<ProtectedRange>,
+    /// Ports.
+    pub ports: Vec<ProtectedPort>,
+}
+
+impl Protected {
+    /// What every cluster protects: loopback and the unspecified addresses, DNS's port.
+    pub fn baseline() -> Protected {
+        let mut protected = Protected::default();
+        let v4 = |a, b, c, d, prefix| IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix));
+        let v6 = |ip: Ipv6Addr| IpNet::V6(Ipv6Net::new_assert(ip, 128));
+        protected.range(v4(127, 0, 0, 0, 8), "loopback", false);
+        protected.range(v6(Ipv6Addr::LOCALHOST), "loopback", false);
+        protected.range(v4(0, 0, 0, 0, 32), "the unspecified address", false);
+        protected.range(v6(Ipv6Addr::UNSPECIFIED), "the unspecified address", false);
+        protected.port(53, "DNS", false);
+        protected
+    }
+
+    /// Protects `net`.
+    pub fn range(&mut self, net: IpNet, what: impl Into<String>, forceable: bool) {
+        self.ranges.push(ProtectedRange { net: net.trunc(), what: what.into(), forceable });
+    }
+
+    /// Protects one address.
+    pub fn address(&mut self, ip: IpAddr, what: impl Into<String>) {
+        self.range(IpNet::from(ip), what, false);
+    }
+
+    /// Protects `port`.
+    pub fn port(&mut self, port: u16, what: impl Into<String>, forceable: bool) {
+        if !self.ports.iter().any(|p| p.port == port && !p.forceable) {
+            self.ports.push(ProtectedPort { port, what: what.into(), forceable });
+        }
+    }
+}
+
+/// Parses an address or CIDR into its canonical network; host bits set
+/// after the prefix are refused (`10.0.0.1/8` is a typo, not `10.0.0.0/8`).
+pub fn parse_ip(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net: IpNet =
+        text.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 203.0.113.7 or 198.51.100.0/24)"))?;
+    if net.trunc() != net {
+        return Err(format!("{text} has bits set after its prefix; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Parses a port (1-65535).
+pub fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{:?} is not a port (1-65535)", text.trim())),
+        Ok(port) => Ok(port),
+    }
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Why `net` may not be blocked, if it may not; forced refusals are dropped with `force`.
+pub fn check_ip(net: &IpNet, protected: &Protected, force: bool) -> Option<String> {
+    if net.prefix_len() == 0 {
+        return Some(format!("{net} is every address; blocking it would cut every connection"));
+    }
+    let broad = match net {
+        IpNet::V4(n) => n.prefix_len() < 8,
+        IpNet::V6(n) => n.prefix_len() < 16,
+    };
+    if broad {
+        return Some(format!("{net} is broader than a /8 (IPv4) or /16 (IPv6); block narrower ranges"));
+    }
+    protected.ranges.iter().filter(|r| !(force && r.forceable)).find(|r| overlaps(net, &r.net)).map(|r| {
+        let hint = if r.forceable { " (--force overrides this)" } else { "" };
+        format!("{net} overlaps {} ({}){hint}", r.what, r.net)
+    })
+}
+
+/// Why `port` may not be blocked, if it may not.
+pub fn check_port(port: u16, protected: &Protected, force: bool) -> Option<String> {
+    protected.ports.iter().filter(|p| !(force && p.forceable)).find(|p| p.port == port).map(|p| {
+        let hint = if p.forceable { " (--force overrides this)" } else { "" };
+        format!("port {port} is {}{hint}", p.what)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Protected {
+        let mut p = Protected::baseline();
+        p.range("10.244.0.0/16".parse().unwrap(), "the pod range of node-1", true);
+        p.address("192.168.49.2".parse().unwrap(), "node node-1");
+        p.address("10.96.0.10".parse().unwrap(), "the cluster DNS service");
+        p.port(6443, "the API server's port", true);
+        p
+    }
+
+    #[test]
+    fn addresses_are_parsed_not_compared_as_text() {
+        assert_eq!(parse_ip("203.0.113.7").unwrap().to_string(), "203.0.113.7/32");
+        assert_eq!(parse_ip("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+        assert!(parse_ip("10.0.0.1/8").unwrap_err().contains("did you mean 10.0.0.0/8"));
+        assert!(parse_ip("172.2").is_err());
+        assert!(parse_port("0").is_err() && parse_port("65536").is_err() && parse_port("x").is_err());
+        let p = cluster();
+        assert_eq!(check_ip(&parse_ip("172.200.0.1").unwrap(), &p, false), None, "172.2 prefix is not 172.200");
+    }
+
+    #[test]
+    fn every_guardrail_refuses() {
+        let p = cluster();
+        let refuse = |text: &str, force: bool| check_ip(&parse_ip(text).unwrap(), &p, force);
+        assert!(refuse("0.0.0.0/0", true).unwrap().contains("every address"));
+        assert!(refuse("::/0", true).unwrap().contains("every address"));
+        assert!(refuse("12.0.0.0/6", true).unwrap().contains("broader"));
+        assert!(refuse("127.0.0.53", true).unwrap().contains("loopback"));
+        assert!(refuse("::1", true).unwrap().contains("loopback"));
+        assert!(refuse("192.168.0.0/16", true).unwrap().contains("node node-1"));
+        assert!(refuse("10.96.0.10", true).unwrap().contains("DNS"));
+        assert!(refuse("10.244.3.7", false).unwrap().contains("--force"));
+        assert_eq!(refuse("10.244.3.7", true), None);
+        assert_eq!(refuse("169.254.169.254", false), None, "the metadata endpoint may be blocked");
+        assert!(check_port(53, &p, true).unwrap().contains("DNS"));
+        assert!(check_port(6443, &p, false).unwrap().contains("--force"));
+        assert_eq!(check_port(6443, &p, true), None);
+        assert_eq!(check_port(4444, &p, false), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! What the commands that touch the cluster share: the runtime, reading
+//! every object we manage, and finishing a run with its report.
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{Exit, print_stdout};
+use crate::cluster::apply::{Change, DryRun, Report, execute};
+use crate::cluster::resource::Resource;
+use crate::cluster::{Cluster, ClusterError};
+use crate::policy::labels;
+
+/// A single-threaded runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
+}
+
+/// `app.kubernetes.io/managed-by=kubectl-qualys-respond`.
+pub fn managed_selector() -> String {
+    format!("{}={}", labels::MANAGED_BY, labels::MANAGER)
+}
+
+/// Every policy object we manage (both TracingPolicy kinds and the
+/// NetworkPolicies), in `namespace` (plus the cluster-wide ones) or everywhere.
+pub async fn managed(cluster: &Cluster, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+    let mut out = Vec::new();
+    for resource in Resource::POLICIES {
+        out.extend(cluster.list(*resource, namespace, &managed_selector()).await?);
+    }
+    Ok(out)
+}
+
+/// Applies `changes`, prints the report on stdout, and fails if a write failed.
+pub async fn carry_out(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -> anyhow::Result<Report> {
+    let report = execute(cluster, changes, dry_run).await;
+    print_stdout(&report.render()).context("cannot write to stdout")?;
+    if let Some((name, error)) = &report.failed {
+        anyhow::bail!("{name} was not applied: {error}");
+    }
+    Ok(report)
+}
+
+/// Exit code after errors found while planning: print them, write nothing.
+pub fn refuse(errors: &[String]) -> Exit {
+    for error in errors {
+        eprintln!("error: {error}");
+    }
+    eprintln!("nothing was written");
+    Exit::Error
+}

@@ -1,0 +1,192 @@
+//! `status`: the policies we manage, read from the cluster alone.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Exit, cluster, print_stdout};
+use crate::block;
+use crate::cluster::{Cluster, KubeArgs};
+use crate::policy::labels;
+use crate::policy::lifecycle::{Tuning, annotation, label};
+
+/// List the policies kubectl qualys-respond manages.
+///
+/// Shows every TracingPolicy, TracingPolicyNamespaced and NetworkPolicy with
+/// our managed-by label: its mode and since when, category, MITRE technique,
+/// what it blocks and the findings behind it. Everything comes from the
+/// objects themselves.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  kubectl qualys-respond status\n  kubectl qualys-respond status -n payments -o yaml\n  kubectl qualys-respond status cdr-reverse-shell-shell-spawn -o json")]
+pub struct StatusArgs {
+    /// Only these policies.
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+
+    /// Only this namespace's policies (and the cluster-wide ones).
+    #[arg(short, long, value_name = "NS", conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+
+    /// Every namespace (the default).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Yaml,
+    Json,
+}
+
+/// One managed object, as `-o yaml|json` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    name: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    source: String,
+    category: String,
+    technique: String,
+    mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode_since: Option<String>,
+    created: String,
+    indicators: Vec<String>,
+    finding_count: usize,
+    finding_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    excluded_binaries: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    excluded_namespaces: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocks: Vec<block::Entry>,
+    history: Value,
+}
+
+fn row(object: &Value) -> Row {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
+    let list = |key| -> Vec<String> {
+        annotation(object, key).map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    };
+    let finding_ids = list(labels::FINDING_IDS);
+    let tuning = Tuning::of(object);
+    let kind = text("/kind");
+    Row {
+        name: text("/metadata/name"),
+        namespace: object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+        source: label(object, labels::SOURCE).unwrap_or("-").to_string(),
+        category: label(object, labels::CATEGORY).unwrap_or("-").to_string(),
+        technique: label(object, labels::TECHNIQUE).unwrap_or("-").to_string(),
+        mode: if kind == "NetworkPolicy" { "enforce".into() } else { label(object, labels::MODE).unwrap_or("-").into() },
+        kind,
+        mode_since: annotation(object, labels::MODE_SINCE).map(str::to_string),
+        created: text("/metadata/creationTimestamp"),
+        indicators: list(labels::INDICATORS),
+        finding_count: annotation(object, labels::FINDING_COUNT).and_then(|c| c.parse().ok()).unwrap_or(finding_ids.len()),
+        finding_ids,
+        excluded_binaries: tuning.binaries.into_iter().collect(),
+        excluded_namespaces: tuning.namespaces.into_iter().collect(),
+        blocks: block::entries_of(object).unwrap_or_default(),
+        history: annotation(object, labels::HISTORY).and_then(|h| serde_json::from_str(h).ok()).unwrap_or(Value::Null),
+    }
+}
+
+/// `3d`, `5h`, `12m`, `40s`, as kubectl shows ages.
+fn age(since: &str, now: DateTime<Utc>) -> String {
+    let Ok(then) = DateTime::parse_from_rfc3339(since) else { return "-".into() };
+    let seconds = now.signed_duration_since(then.with_timezone(&Utc)).num_seconds().max(0);
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn shorten(items: &[String], width: usize) -> String {
+    let all = items.join(",");
+    if all.chars().count() <= width {
+        return if all.is_empty() { "-".into() } else { all };
+    }
+    let cut: String = all.chars().take(width.saturating_sub(8)).collect();
+    format!("{cut}… ({})", items.len())
+}
+
+fn table(rows: &[Row]) -> String {
+    let now = Utc::now();
+    let header = ["NAME", "KIND", "NAMESPACE", "CATEGORY", "TECHNIQUE", "MODE", "MODE-AGE", "AGE", "INDICATORS", "FINDINGS"];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for row in rows {
+        let findings = match row.finding_ids.first() {
+            Some(first) if row.finding_count > 1 => format!("{} ({first}, …)", row.finding_count),
+            Some(first) => format!("1 ({first})"),
+            None => "-".into(),
+        };
+        lines.push(vec![
+            row.name.clone(),
+            row.kind.clone(),
+            row.namespace.clone().unwrap_or_else(|| "-".into()),
+            row.category.clone(),
+            row.technique.clone(),
+            row.mode.clone(),
+            row.mode_since.as_deref().map_or_else(|| "-".into(), |t| age(t, now)),
+            age(&row.created, now),
+            shorten(&row.indicators, 40),
+            findings,
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for line in lines {
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
+    cluster::runtime()?.block_on(async {
+        let cluster = Cluster::connect(&args.kube).await?;
+        cluster.ensure_tetragon().await?;
+        let namespace = args.namespace.as_deref().filter(|_| !args.all_namespaces);
+        let mut objects = cluster::managed(&cluster, namespace).await?;
+        if !args.names.is_empty() {
+            objects.retain(|o| {
+                let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                args.names.iter().any(|n| n == name)
+            });
+            let missing: Vec<&String> = args
+                .names
+                .iter()
+                .filter(|n| !objects.iter().any(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(n)))
+                .collect();
+            if !missing.is_empty() {
+                anyhow::bail!("no managed policy named {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+            }
+        }
+        let mut rows: Vec<Row> = objects.iter().map(row).collect();
+        rows.sort_by(|a, b| (&a.namespace, &a.name, &a.kind).cmp(&(&b.namespace, &b.name, &b.kind)));
+        let text = match args.output {
+            Format::Table if rows.is_empty() => "No managed policies found.\n".to_string(),
+            Format::Table => table(&rows),
+            Format::Yaml => serde_yaml::to_string(&rows).context("cannot render YAML")?,
+            Format::Json => serde_json::to_string_pretty(&rows).context("cannot render JSON")? + "\n",
+        };
+        print_stdout(&text).context("cannot write to stdout")?;
+        Ok(Exit::Ok)
+    })
+}

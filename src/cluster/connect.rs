@@ -1,0 +1,218 @@
+//! Connecting to the cluster the way kubectl does, and the few calls every
+//! command needs: discovery of the TracingPolicy CRDs, get, list, server-side
+//! apply, delete, and who we are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use super::error::ClusterError;
+use super::resource::{Resource, display};
+use super::FIELD_MANAGER;
+
+/// The kubectl flags every plugin user expects.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config,
+    /// then the pod's service account when running in a cluster).
+    #[arg(long, value_name = "PATH", help_heading = "Cluster")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
+    pub context: Option<String>,
+
+    /// Timeout of one request to the API server.
+    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = humantime::parse_duration,
+        default_value = "30s", help_heading = "Cluster")]
+    pub request_timeout: Duration,
+}
+
+/// A connected client.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    /// The context's user name, for the history when the server cannot tell us.
+    kubeconfig_user: Option<String>,
+}
+
+impl Cluster {
+    /// Connects as kubectl would: `--kubeconfig`, else `KUBECONFIG` or
+    /// `~/.kube/config`, else the in-cluster service account.
+    pub async fn connect(args: &KubeArgs) -> Result<Cluster, ClusterError> {
+        let options = KubeConfigOptions { context: args.context.clone(), ..KubeConfigOptions::default() };
+        let (mut config, kubeconfig_user) = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .map_err(|e| ClusterError::Config(format!("cannot read the kubeconfig {}: {e}", path.display())))?;
+                let user = context_user(&kubeconfig, args.context.as_deref());
+                let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| ClusterError::Config(format!("the kubeconfig {}: {e}", path.display())))?;
+                (config, user)
+            }
+            None => match Kubeconfig::read() {
+                Ok(kubeconfig) => {
+                    let user = context_user(&kubeconfig, args.context.as_deref());
+                    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+                        .await
+                        .map_err(|e| ClusterError::Config(format!("the kubeconfig: {e}")))?;
+                    (config, user)
+                }
+                Err(kubeconfig_error) if args.context.is_none() => {
+                    let config = Config::incluster().map_err(|incluster| {
+                        ClusterError::Config(format!(
+                            "no kubeconfig ({kubeconfig_error}) and not inside a cluster ({incluster}); pass --kubeconfig"
+                        ))
+                    })?;
+                    (config, None)
+                }
+                Err(e) => return Err(ClusterError::Config(format!("cannot read the kubeconfig: {e}"))),
+            },
+        };
+        config.read_timeout = Some(args.request_timeout);
+        config.write_timeout = Some(args.request_timeout);
+        config.connect_timeout = Some(args.request_timeout);
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster { client, kubeconfig_user })
+    }
+
+    /// The namespace of the current context (or of the service account).
+    pub fn default_namespace(&self) -> &str {
+        self.client.default_namespace()
+    }
+
+    /// Fails with [`ClusterError::TetragonMissing`] unless both TracingPolicy
+    /// kinds are served.
+    pub async fn ensure_tetragon(&self) -> Result<(), ClusterError> {
+        let resources = match self.client.list_api_group_resources("cilium.io/v1alpha1").await {
+            Ok(list) => list.resources,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Err(ClusterError::TetragonMissing),
+            Err(e) => return Err(ClusterError::from_kube("discovering cilium.io/v1alpha1", e)),
+        };
+        let served = |plural: &str| resources.iter().any(|r| r.name == plural);
+        if served("tracingpolicies") && served("tracingpoliciesnamespaced") {
+            Ok(())
+        } else {
+            Err(ClusterError::TetragonMissing)
+        }
+    }
+
+    fn api(&self, resource: Resource, namespace: Option<&str>) -> Api<DynamicObject> {
+        let ar = resource.api_resource();
+        match namespace.filter(|_| resource.namespaced()) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// Objects of `resource` matching `selector`, in `namespace` or everywhere.
+    pub async fn list(
+        &self,
+        resource: Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let ar = resource.api_resource();
+        let list = self
+            .api(resource, namespace)
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| ClusterError::from_kube(format!("listing {}", resource.short()), e))?;
+        list.items
+            .into_iter()
+            .map(|mut item| {
+                item.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+                serde_json::to_value(item).map_err(|e| ClusterError::Object(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// One object, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        resource: Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError> {
+        let ar = resource.api_resource();
+        let found = self
+            .api(resource, namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| ClusterError::from_kube(format!("reading {}/{name}", resource.short()), e))?;
+        found
+            .map(|mut item| {
+                item.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+                serde_json::to_value(item).map_err(|e| ClusterError::Object(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Server-side applies `object` with our field manager (forcing
+    /// ownership of the fields we set), or only asks the server what would
+    /// happen with `dry_run`. Returns the object as the server has it.
+    pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        let what = format!("applying {}", display(object));
+        let resource = Resource::of(object).ok_or_else(|| ClusterError::Object(format!("{what}: unknown kind")))?;
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let applied = self
+            .api(resource, namespace)
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| ClusterError::from_kube(what.clone(), e))?;
+        serde_json::to_value(applied).map_err(|e| ClusterError::Object(format!("{what}: {e}")))
+    }
+
+    /// Deletes `object`; an object already gone is not an error.
+    pub async fn delete(&self, object: &Value, dry_run: bool) -> Result<(), ClusterError> {
+        let what = format!("deleting {}", display(object));
+        let resource = Resource::of(object).ok_or_else(|| ClusterError::Object(format!("{what}: unknown kind")))?;
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        let mut params = DeleteParams::default();
+        if dry_run {
+            params = params.dry_run();
+        }
+        match self.api(resource, namespace).delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(ClusterError::from_kube(what, e)),
+        }
+    }
+
+    /// Who is making changes, for the history: the user the API server sees
+    /// (SelfSubjectReview), else the kubeconfig user, else the OS user.
+    pub async fn actor(&self) -> String {
+        let reviews: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        if let Ok(review) = reviews.create(&PostParams::default(), &SelfSubjectReview::default()).await
+            && let Some(name) = review.status.and_then(|s| s.user_info).and_then(|u| u.username)
+        {
+            return name;
+        }
+        self.kubeconfig_user
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+
+    /// The underlying client, for the calls of [`super::resource`] users.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn context_user(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let name = context.map(str::to_string).or_else(|| kubeconfig.current_context.clone())?;
+    kubeconfig.contexts.iter().find(|c| c.name == name)?.context.as_ref().and_then(|c| c.user.clone())
+}

@@ -1,0 +1,60 @@
+//! What can go wrong between us and the API server, in words an operator
+//! can act on.
+
+/// A failed conversation with the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable configuration.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Config(String),
+    /// The TracingPolicy CRDs are not served.
+    #[error(
+        "the cluster does not serve the TracingPolicy CRDs (cilium.io/v1alpha1 tracingpolicies and tracingpoliciesnamespaced): install Tetragon or Qualys CRS first; nothing was written"
+    )]
+    TetragonMissing,
+    /// The API server answered with an error status.
+    #[error("{what}: the API server answered {code} {reason}: {message}")]
+    Refused {
+        /// What we were doing.
+        what: String,
+        /// HTTP code.
+        code: u16,
+        /// The Status reason (NotFound, Invalid, Forbidden, …).
+        reason: String,
+        /// The Status message.
+        message: String,
+    },
+    /// The API server could not be reached or answered nonsense.
+    #[error("{what}: {source}")]
+    Unreachable {
+        /// What we were doing.
+        what: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object in the cluster that we cannot make sense of.
+    #[error("{0}")]
+    Object(String),
+}
+
+impl ClusterError {
+    /// Wraps a kube error with what we were doing.
+    pub fn from_kube(what: impl Into<String>, error: kube::Error) -> ClusterError {
+        let what = what.into();
+        match error {
+            kube::Error::Api(status) => ClusterError::Refused {
+                what,
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            source => ClusterError::Unreachable { what, source },
+        }
+    }
+
+    /// True for a 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::Refused { code: 404, .. })
+    }
+}
