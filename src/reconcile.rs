@@ -39,11 +39,7 @@ pub struct Context {
 
 fn same_object(a: &Value, b: &Value) -> bool {
     let key = |o: &Value| {
-        (
-            o.get("kind").cloned(),
-            o.pointer("/metadata/namespace").cloned(),
-            o.pointer("/metadata/name").cloned(),
-        )
+        (o.get("kind").cloned(), o.pointer("/metadata/namespace").cloned(), o.pointer("/metadata/name").cloned())
     };
     key(a) == key(b)
 }
@@ -142,15 +138,8 @@ pub fn expire_block(object: &Value, existing: &[Value], context: &Context) -> Re
     if expired.is_empty() {
         return Ok(Vec::new());
     }
-    let reason = format!(
-        "expired: {}",
-        expired.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(", ")
-    );
-    let updated = if kept.is_empty() {
-        None
-    } else {
-        Some(rebuild_block(object, kept, context)?)
-    };
+    let reason = format!("expired: {}", expired.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(", "));
+    let updated = if kept.is_empty() { None } else { Some(rebuild_block(object, kept, context)?) };
     Ok(block_changes(Some(object), updated, existing, &reason))
 }
 
@@ -161,10 +150,7 @@ pub fn rebuild_block(object: &Value, entries: Vec<block::Entry>, context: &Conte
     let mode = lifecycle::mode_of(object).unwrap_or_default();
     let network = annotation(object, block::NETWORK_POLICY) == Some("true");
     let mut rebuilt = block::build(target, &entries, namespace, mode, network);
-    lifecycle::merge_existing(&mut rebuilt, object).map_err(|e| e.to_string())?;
-    lifecycle::set_annotation(&mut rebuilt, labels::INDICATORS, Some(
-        &entries.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(","),
-    ));
+    lifecycle::carry_over(&mut rebuilt, object).map_err(|e| e.to_string())?;
     check(&rebuilt, &context.versions)?;
     Ok(rebuilt)
 }
@@ -182,11 +168,8 @@ pub fn block_changes(old: Option<&Value>, new: Option<Value>, existing: &[Value]
         if !wanted {
             return None;
         }
-        let ranges: Vec<ipnet::IpNet> = block::entries_of(policy)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.value.parse().ok())
-            .collect();
+        let ranges: Vec<ipnet::IpNet> =
+            block::entries_of(policy).unwrap_or_default().iter().filter_map(|e| e.value.parse().ok()).collect();
         network::network_policy(policy, namespace, &ranges)
     };
     let Some(policy) = new.as_ref().or(old) else { return changes };

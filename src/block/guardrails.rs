@@ -77,8 +77,9 @@ pub fn parse_ip(text: &str) -> Result<IpNet, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    let net: IpNet =
-        text.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 203.0.113.7 or 198.51.100.0/24)"))?;
+    let net: IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 203.0.113.7 or 198.51.100.0/24)"))?;
     if net.trunc() != net {
         return Err(format!("{text} has bits set after its prefix; did you mean {}?", net.trunc()));
     }
@@ -109,7 +110,11 @@ pub fn check_ip(net: &IpNet, protected: &Protected, force: bool) -> Option<Strin
     if broad {
         return Some(format!("{net} is broader than a /8 (IPv4) or /16 (IPv6); block narrower ranges"));
     }
-    protected.ranges.iter().filter(|r| !(force && r.forceable)).find(|r| overlaps(net, &r.net)).map(|r| {
+    // A refusal that cannot be forced is named before one that can.
+    let mut hits: Vec<&ProtectedRange> =
+        protected.ranges.iter().filter(|r| !(force && r.forceable) && overlaps(net, &r.net)).collect();
+    hits.sort_by_key(|r| r.forceable);
+    hits.first().map(|r| {
         let hint = if r.forceable { " (--force overrides this)" } else { "" };
         format!("{net} overlaps {} ({}){hint}", r.what, r.net)
     })

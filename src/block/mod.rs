@@ -138,13 +138,7 @@ pub fn kind_for(namespace: Option<&str>) -> Kind {
 
 /// The block policy for `entries` (which must not be empty), in `mode`.
 /// `network_policy` records that the block also wants a NetworkPolicy.
-pub fn build(
-    target: Target,
-    entries: &[Entry],
-    namespace: Option<&str>,
-    mode: Mode,
-    network_policy: bool,
-) -> Value {
+pub fn build(target: Target, entries: &[Entry], namespace: Option<&str>, mode: Mode, network_policy: bool) -> Value {
     let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
     let mut spec = json!({
         "kprobes": [{

@@ -15,9 +15,9 @@ use crate::block::{self, Entry, Target};
 use crate::cluster::apply::DryRun;
 use crate::cluster::resource::Resource;
 use crate::cluster::{Cluster, KubeArgs};
+use crate::policy::Mode;
 use crate::policy::lifecycle::{self, name_of};
 use crate::policy::validate::TetragonVersion;
-use crate::policy::{Mode, labels};
 use crate::reconcile::{self, Context, block_changes};
 
 const BLOCK_EXAMPLES: &str = "\
@@ -95,7 +95,9 @@ pub struct BlockArgs {
 /// Shrinks the block policy, or deletes it (and its NetworkPolicy) when no
 /// entry is left.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kubectl qualys-respond unblock --ip 203.0.113.7\n  kubectl qualys-respond unblock --port 4444 -n payments\n  kubectl qualys-respond unblock --all")]
+#[command(
+    after_help = "Examples:\n  kubectl qualys-respond unblock --ip 203.0.113.7\n  kubectl qualys-respond unblock --port 4444 -n payments\n  kubectl qualys-respond unblock --all"
+)]
 pub struct UnblockArgs {
     /// Addresses or CIDRs, as they were blocked.
     #[arg(long, value_name = "IP[,IP…]", value_delimiter = ',', required_unless_present_any = ["port", "all"])]
@@ -141,7 +143,8 @@ async fn companions(cluster: &Cluster, namespace: Option<&str>) -> anyhow::Resul
 
 pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
     let mut refusals = Vec::new();
-    let ips: Vec<ipnet::IpNet> = args.ip.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
+    let ips: Vec<ipnet::IpNet> =
+        args.ip.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
     let ports: Vec<u16> = args.port.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e)).ok()).collect();
     if !refusals.is_empty() {
         return Ok(cluster::refuse(&refusals));
@@ -204,11 +207,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
                 || old.as_ref().and_then(|o| lifecycle::annotation(o, block::NETWORK_POLICY)) == Some("true");
             let mut new = block::build(target, &entries, namespace, mode, network && target == Target::Ip);
             match &old {
-                Some(old) => {
-                    lifecycle::merge_existing(&mut new, old)?;
-                    let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
-                    lifecycle::set_annotation(&mut new, labels::INDICATORS, Some(&values.join(",")));
-                }
+                Some(old) => lifecycle::carry_over(&mut new, old)?,
                 None => lifecycle::record(&mut new, "created", &context.actor, context.now),
             }
             if let Err(error) = reconcile::check(&new, &context.versions) {
@@ -225,8 +224,11 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
     let mut problems = Vec::new();
     let ips: Vec<String> =
         args.ip.iter().filter_map(|v| parse_ip(v).map(|n| n.to_string()).map_err(|e| problems.push(e)).ok()).collect();
-    let ports: Vec<String> =
-        args.port.iter().filter_map(|v| parse_port(v).map(|p| p.to_string()).map_err(|e| problems.push(e)).ok()).collect();
+    let ports: Vec<String> = args
+        .port
+        .iter()
+        .filter_map(|v| parse_port(v).map(|p| p.to_string()).map_err(|e| problems.push(e)).ok())
+        .collect();
     if !problems.is_empty() {
         return Ok(cluster::refuse(&problems));
     }

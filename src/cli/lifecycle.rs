@@ -46,7 +46,9 @@ pub struct ModeArgs {
 
 /// Narrow a policy: binaries or namespaces it must not match.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kubectl qualys-respond tune cdr-network-scanning-utility-scanner-exec --exclude-binary /usr/bin/nmap\n  kubectl qualys-respond tune cdr-reverse-shell-shell-spawn --exclude-namespace ci --exclude-namespace build")]
+#[command(
+    after_help = "Examples:\n  kubectl qualys-respond tune cdr-network-scanning-utility-scanner-exec --exclude-binary /usr/bin/nmap\n  kubectl qualys-respond tune cdr-reverse-shell-shell-spawn --exclude-namespace ci --exclude-namespace build"
+)]
 pub struct TuneArgs {
     /// The policy (metadata.name).
     #[arg(value_name = "NAME")]
@@ -151,8 +153,7 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
         let cluster = Cluster::connect(&args.kube).await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster::managed(&cluster, args.namespace.as_deref()).await?;
-        let found: Vec<&Value> =
-            existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();
+        let found: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();
         let old = match found.as_slice() {
             [] => anyhow::bail!("no managed TracingPolicy named {} (see kubectl qualys-respond status)", args.name),
             [one] => *one,

@@ -19,7 +19,9 @@ use crate::policy::lifecycle::{Tuning, annotation, label};
 /// what it blocks and the findings behind it. Everything comes from the
 /// objects themselves.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kubectl qualys-respond status\n  kubectl qualys-respond status -n payments -o yaml\n  kubectl qualys-respond status cdr-reverse-shell-shell-spawn -o json")]
+#[command(
+    after_help = "Examples:\n  kubectl qualys-respond status\n  kubectl qualys-respond status -n payments -o yaml\n  kubectl qualys-respond status cdr-reverse-shell-shell-spawn -o json"
+)]
 pub struct StatusArgs {
     /// Only these policies.
     #[arg(value_name = "NAME")]
@@ -78,7 +80,9 @@ struct Row {
 fn row(object: &Value) -> Row {
     let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
     let list = |key| -> Vec<String> {
-        annotation(object, key).map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        annotation(object, key)
+            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
     };
     let finding_ids = list(labels::FINDING_IDS);
     let tuning = Tuning::of(object);
@@ -89,12 +93,18 @@ fn row(object: &Value) -> Row {
         source: label(object, labels::SOURCE).unwrap_or("-").to_string(),
         category: label(object, labels::CATEGORY).unwrap_or("-").to_string(),
         technique: label(object, labels::TECHNIQUE).unwrap_or("-").to_string(),
-        mode: if kind == "NetworkPolicy" { "enforce".into() } else { label(object, labels::MODE).unwrap_or("-").into() },
+        mode: if kind == "NetworkPolicy" {
+            "enforce".into()
+        } else {
+            label(object, labels::MODE).unwrap_or("-").into()
+        },
         kind,
         mode_since: annotation(object, labels::MODE_SINCE).map(str::to_string),
         created: text("/metadata/creationTimestamp"),
         indicators: list(labels::INDICATORS),
-        finding_count: annotation(object, labels::FINDING_COUNT).and_then(|c| c.parse().ok()).unwrap_or(finding_ids.len()),
+        finding_count: annotation(object, labels::FINDING_COUNT)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(finding_ids.len()),
         finding_ids,
         excluded_binaries: tuning.binaries.into_iter().collect(),
         excluded_namespaces: tuning.namespaces.into_iter().collect(),
@@ -126,7 +136,8 @@ fn shorten(items: &[String], width: usize) -> String {
 
 fn table(rows: &[Row]) -> String {
     let now = Utc::now();
-    let header = ["NAME", "KIND", "NAMESPACE", "CATEGORY", "TECHNIQUE", "MODE", "MODE-AGE", "AGE", "INDICATORS", "FINDINGS"];
+    let header =
+        ["NAME", "KIND", "NAMESPACE", "CATEGORY", "TECHNIQUE", "MODE", "MODE-AGE", "AGE", "INDICATORS", "FINDINGS"];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
         let findings = match row.finding_ids.first() {
@@ -175,7 +186,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                 .filter(|n| !objects.iter().any(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(n)))
                 .collect();
             if !missing.is_empty() {
-                anyhow::bail!("no managed policy named {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+                anyhow::bail!(
+                    "no managed policy named {}",
+                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
             }
         }
         let mut rows: Vec<Row> = objects.iter().map(row).collect();

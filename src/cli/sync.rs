@@ -16,17 +16,17 @@ use super::{Exit, cluster, print_stdout, read_input};
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
 use crate::finding::category_key;
-use crate::policy::{labels, lifecycle};
-use crate::reconcile;
 use crate::mapper::{Limits, Registry};
 use crate::output;
 use crate::pipeline::Options;
 use crate::policy::Mode;
 use crate::policy::validate::TetragonVersion;
+use crate::policy::{labels, lifecycle};
 use crate::qualys::client::{Client, ClientConfig, FindingsQuery};
 use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
+use crate::reconcile;
 use crate::sync::{self, Fetched, Source, StateFile};
 
 /// Generate TracingPolicies from CDR findings.
@@ -321,7 +321,9 @@ impl Run<'_> {
         if let Some(path) = &self.args.state_file {
             return Some(Store::File(StateFile { path: path.clone(), overlap: self.args.overlap }));
         }
-        let cluster = self.cluster.filter(|_| self.target == Target::Apply)?;
+        // A findings file is an explicit input: only the API's windows need a mark.
+        let from_api = self.args.from_file.is_none();
+        let cluster = self.cluster.filter(|_| self.target == Target::Apply && from_api)?;
         let namespace = self.args.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
         Some(Store::ConfigMap { cluster, namespace })
     }
@@ -415,7 +417,8 @@ impl Run<'_> {
         registry: &Registry,
         outcome: &crate::pipeline::Outcome,
     ) -> anyhow::Result<Result<Vec<Change>, Vec<String>>> {
-        let detected: HashMap<&str, DateTime<Utc>> = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        let detected: HashMap<&str, DateTime<Utc>> =
+            outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
         let desired: Vec<Value> = outcome
             .policies
             .iter()

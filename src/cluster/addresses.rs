@@ -24,9 +24,10 @@ impl Cluster {
         let mut protected = Protected::baseline();
         let client = self.client().clone();
         let nodes: Api<Node> = Api::all(client.clone());
-        let nodes = nodes.list(&ListParams::default()).await.map_err(|e| {
-            ClusterError::from_kube("reading the nodes (the block guardrails need their addresses)", e)
-        })?;
+        let nodes = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::from_kube("reading the nodes (the block guardrails need their addresses)", e))?;
         for node in nodes.items {
             let name = node.metadata.name.unwrap_or_default();
             let spec = node.spec.unwrap_or_default();
@@ -53,15 +54,21 @@ impl Cluster {
                 }
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                tracing::warn!("the cluster has no ServiceCIDR API; only the API server and DNS service IPs are protected");
+                tracing::warn!(
+                    "the cluster has no ServiceCIDR API; only the API server and DNS service IPs are protected"
+                );
             }
             Err(e) => return Err(ClusterError::from_kube("reading the service ranges", e)),
         }
-        for (namespace, name, what) in
-            [("default", "kubernetes", "the API server service"), ("kube-system", "kube-dns", "the cluster DNS service")]
-        {
+        for (namespace, name, what) in [
+            ("default", "kubernetes", "the API server service"),
+            ("kube-system", "kube-dns", "the cluster DNS service"),
+        ] {
             let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-            let service = api.get_opt(name).await.map_err(|e| ClusterError::from_kube(format!("reading service {namespace}/{name}"), e))?;
+            let service = api
+                .get_opt(name)
+                .await
+                .map_err(|e| ClusterError::from_kube(format!("reading service {namespace}/{name}"), e))?;
             let Some(spec) = service.and_then(|s| s.spec) else { continue };
             for ip in spec.cluster_ips.unwrap_or_default().into_iter().chain(spec.cluster_ip) {
                 if let Ok(ip) = ip.parse::<IpAddr>() {

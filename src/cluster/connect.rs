@@ -11,9 +11,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use super::FIELD_MANAGER;
 use super::error::ClusterError;
 use super::resource::{Resource, display};
-use super::FIELD_MANAGER;
 
 /// The kubectl flags every plugin user expects.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -166,9 +166,10 @@ impl Cluster {
         if dry_run {
             params = params.dry_run();
         }
+        let body = applicable(object);
         let applied = self
             .api(resource, namespace)
-            .patch(name, &params, &Patch::Apply(object))
+            .patch(name, &params, &Patch::Apply(&body))
             .await
             .map_err(|e| ClusterError::from_kube(what.clone(), e))?;
         serde_json::to_value(applied).map_err(|e| ClusterError::Object(format!("{what}: {e}")))
@@ -200,16 +201,28 @@ impl Cluster {
         {
             return name;
         }
-        self.kubeconfig_user
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "unknown".to_string())
+        self.kubeconfig_user.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".to_string())
     }
 
     /// The underlying client, for the calls of [`super::resource`] users.
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// `object` without what the server owns (managedFields, resourceVersion,
+/// uid, timestamps, status), which an apply must not send.
+fn applicable(object: &Value) -> Value {
+    let mut body = object.clone();
+    if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"] {
+            metadata.remove(field);
+        }
+    }
+    if let Some(map) = body.as_object_mut() {
+        map.remove("status");
+    }
+    body
 }
 
 fn context_user(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {

@@ -47,7 +47,11 @@ pub async fn render(cluster: &Cluster, changes: &[Change]) -> Result<String, Clu
         let name = change.name();
         let diff = TextDiff::from_lines(&live, &wanted);
         out.push_str(
-            &diff.unified_diff().context_radius(3).header(&format!("live/{name}"), &format!("wanted/{name}")).to_string(),
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("live/{name}"), &format!("wanted/{name}"))
+                .to_string(),
         );
     }
     Ok(out)

@@ -16,8 +16,8 @@ pub mod diff;
 mod error;
 pub mod resource;
 
-pub use connect::{Cluster, KubeArgs};
 pub use checkpoint::NAME as CHECKPOINT_CONFIGMAP;
+pub use connect::{Cluster, KubeArgs};
 pub use error::ClusterError;
 
 /// Our field manager for server-side apply.

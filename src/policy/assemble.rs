@@ -17,6 +17,7 @@ use super::guard;
 use super::lifecycle;
 use super::mode::Mode;
 use super::object::{Kind, PolicyObject, labels};
+use super::spec;
 use crate::finding::category_key;
 use crate::mapper::{MappedPolicy, Scope};
 
@@ -251,7 +252,7 @@ pub(crate) fn unite_values(into: &mut Value, from: &Value) {
                 match (key.as_str(), child) {
                     ("values", Value::Array(values)) => {
                         values.extend(other.as_array().into_iter().flatten().cloned());
-                        values.sort_by(value_order);
+                        values.sort_by(spec::value_order);
                         values.dedup();
                     }
                     (_, child) => unite_values(child, other),
@@ -262,21 +263,6 @@ pub(crate) fn unite_values(into: &mut Value, from: &Value) {
             into.iter_mut().zip(from).for_each(|(a, b)| unite_values(a, b));
         }
         _ => {}
-    }
-}
-
-/// Numbers (and strings that are whole numbers, such as ports) first, in
-/// numeric order, then everything else by its text.
-fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
-    let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<i64>().ok()).map(|n| n as f64));
-    match (number(a), number(b)) {
-        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.to_string().cmp(&b.to_string())),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => match (a.as_str(), b.as_str()) {
-            (Some(x), Some(y)) => x.cmp(y),
-            _ => a.to_string().cmp(&b.to_string()),
-        },
     }
 }
 

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::spec::{array, for_each_selector_mut, text};
+use super::spec::{array, for_each_selector_mut, text, value_order};
 
 /// Executables a policy must never match, by base name.
 pub const PROTECTED_BINARIES: &[&str] = &[
@@ -67,7 +67,9 @@ fn exclude_protected(selector: &mut Value) {
     let entries = object.entry("matchBinaries").or_insert_with(|| json!([]));
     let Some(entries) = entries.as_array_mut() else { return };
     if entries.is_empty() {
-        entries.push(json!({ "operator": "NotPostfix", "values": protected_suffixes().collect::<Vec<_>>() }));
+        let mut suffixes: Vec<String> = protected_suffixes().collect();
+        suffixes.sort();
+        entries.push(json!({ "operator": "NotPostfix", "values": suffixes }));
         return;
     }
     let operator = text(&entries[0], "operator").to_string();
@@ -80,6 +82,7 @@ fn exclude_protected(selector: &mut Value) {
         array(&entries[0], "values").iter().filter_map(Value::as_str).map(str::to_string).collect();
     if let Some(values) = entries[0].get_mut("values").and_then(Value::as_array_mut) {
         values.extend(additions.into_iter().filter(|a| !present.contains(a)).map(Value::String));
+        values.sort_by(value_order);
     } else if let Some(entry) = entries[0].as_object_mut() {
         entry.insert("values".into(), json!(additions));
     }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::assemble::{erase_values, unite_values};
 use super::mode::Mode;
 use super::object::labels;
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, text};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, text, value_order};
 
 /// Transitions kept in the history annotation (the oldest are dropped).
 const HISTORY_ENTRIES: usize = 20;
@@ -242,7 +242,8 @@ impl Tuning {
         if !self.namespaces.is_empty() {
             exclude_namespaces(spec, &self.namespaces);
         }
-        let join = |set: &BTreeSet<String>| (!set.is_empty()).then(|| set.iter().cloned().collect::<Vec<_>>().join(","));
+        let join =
+            |set: &BTreeSet<String>| (!set.is_empty()).then(|| set.iter().cloned().collect::<Vec<_>>().join(","));
         set_annotation(object, labels::EXCLUDED_BINARIES, join(&self.binaries).as_deref());
         set_annotation(object, labels::EXCLUDED_NAMESPACES, join(&self.namespaces).as_deref());
         Ok(())
@@ -276,7 +277,7 @@ fn exclude_binaries(spec: &mut Value, paths: &BTreeSet<String>) -> Result<(), St
                                 values.push(json!(path));
                             }
                         }
-                        values.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                        values.sort_by(value_order);
                     }
                     other => {
                         return Err(format!(
@@ -304,15 +305,8 @@ fn exclude_namespaces(spec: &mut Value, namespaces: &BTreeSet<String>) {
 /// (`existing`, made by us earlier): the existing mode, tuning and history
 /// stay; indicators, values and finding ids are united.
 pub fn merge_existing(desired: &mut Value, existing: &Value) -> Result<(), LifecycleError> {
-    if !is_managed(existing) {
-        return Err(LifecycleError::NotManaged(name_of(existing)));
-    }
-    let mode = mode_of(existing).unwrap_or_default();
-    if mode_of(desired) != Some(mode) {
-        set_mode(desired, mode)?;
-    }
+    carry_over(desired, existing)?;
     let tuning = Tuning::of(existing);
-    tuning.apply(desired)?;
     if let (Some(into), Some(from)) = (desired.get_mut("spec"), existing.get("spec")) {
         let (mut a, mut b) = (into.clone(), from.clone());
         erase_values(&mut a);
@@ -324,7 +318,9 @@ pub fn merge_existing(desired: &mut Value, existing: &Value) -> Result<(), Lifec
         }
     }
     let list = |object: &Value, key| -> BTreeSet<String> {
-        annotation(object, key).map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        annotation(object, key)
+            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
     };
     let old_ids = list(existing, labels::FINDING_IDS);
     let new_ids: BTreeSet<String> = list(desired, labels::FINDING_IDS).difference(&old_ids).cloned().collect();
@@ -342,6 +338,20 @@ pub fn merge_existing(desired: &mut Value, existing: &Value) -> Result<(), Lifec
         .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
         .max();
     set_annotation(desired, labels::LAST_DETECTED, latest.map(|t| timestamp(t.with_timezone(&Utc))).as_deref());
+    Ok(())
+}
+
+/// Gives `desired`, a rebuilt version of `existing` (one of ours), the
+/// existing mode, tuning and history; its content stays as built.
+pub fn carry_over(desired: &mut Value, existing: &Value) -> Result<(), LifecycleError> {
+    if !is_managed(existing) {
+        return Err(LifecycleError::NotManaged(name_of(existing)));
+    }
+    let mode = mode_of(existing).unwrap_or_default();
+    if mode_of(desired) != Some(mode) {
+        set_mode(desired, mode)?;
+    }
+    Tuning::of(existing).apply(desired)?;
     for key in [labels::HISTORY, labels::MODE_SINCE] {
         set_annotation(desired, key, annotation(existing, key));
     }
@@ -400,7 +410,10 @@ mod tests {
         record(&mut policy, "tuned", "bob", t0 + chrono::Duration::hours(2));
         let history: Vec<Value> = serde_json::from_str(annotation(&policy, labels::HISTORY).unwrap()).unwrap();
         assert_eq!(history.len(), 3);
-        assert_eq!(history[1], json!({"at": "2026-01-01T01:00:00Z", "by": "bob", "event": "promoted", "mode": "enforce"}));
+        assert_eq!(
+            history[1],
+            json!({"at": "2026-01-01T01:00:00Z", "by": "bob", "event": "promoted", "mode": "enforce"})
+        );
         assert_eq!(annotation(&policy, labels::MODE_SINCE), Some("2026-01-01T01:00:00Z"));
     }
 

@@ -38,3 +38,18 @@ pub fn for_each_selector_mut(spec: &mut Value, mut visit: impl FnMut(&str, &mut 
         }
     }
 }
+
+/// Numbers (and strings that are whole numbers, such as ports) first, in
+/// numeric order, then everything else by its text.
+pub fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<i64>().ok()).map(|n| n as f64));
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.to_string().cmp(&b.to_string())),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
+}

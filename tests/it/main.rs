@@ -3,12 +3,15 @@
 //! load a component of its own), never a mock.
 
 mod cli;
+mod cluster;
 mod defaults;
 mod determinism;
+mod fake_kube;
 mod fake_qualys;
 mod golden;
 mod hostile;
 mod krew;
+mod kube_fake;
 mod kubectl;
 mod lint;
 mod support;
