@@ -5,11 +5,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use qualys_respond::cli::{Cli, Exit, LogFormat};
+use qualys_respond::cli::{Cli, Exit, LogFormat, default_to_sync};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(default_to_sync(std::env::args_os().collect()));
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

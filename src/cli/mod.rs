@@ -93,6 +93,26 @@ impl Cli {
     }
 }
 
+/// The design's CronJob runs the image with `--once --hours=24 --apply` and
+/// no subcommand: flags that come before any subcommand are `sync`'s.
+pub fn default_to_sync(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
+        match arg {
+            "-v" | "-vv" | "-vvv" | "--verbose" => i += 1,
+            "--log-format" => i += 2,
+            _ if arg.starts_with("--log-format=") => i += 1,
+            "-h" | "--help" | "-V" | "--version" => return args,
+            _ if arg.starts_with('-') => {
+                args.insert(i, "sync".into());
+                return args;
+            }
+            _ => return args,
+        }
+    }
+    args
+}
+
 /// Reads a file, or stdin for `-`.
 fn read_input(path: &std::path::Path) -> std::io::Result<String> {
     if path.as_os_str() == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) }
@@ -105,5 +125,26 @@ fn print_stdout(text: &str) -> std::io::Result<()> {
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        default_to_sync(args.iter().map(Into::into).collect()).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn bare_flags_are_sync_flags() {
+        assert_eq!(words(&["k", "--once", "--hours=24", "--apply"]), ["k", "sync", "--once", "--hours=24", "--apply"]);
+        assert_eq!(
+            words(&["k", "-v", "--log-format", "json", "--once"]),
+            ["k", "-v", "--log-format", "json", "sync", "--once"]
+        );
+        assert_eq!(words(&["k", "status"]), ["k", "status"]);
+        assert_eq!(words(&["k", "--help"]), ["k", "--help"]);
+        assert_eq!(words(&["k"]), ["k"]);
     }
 }

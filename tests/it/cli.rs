@@ -163,3 +163,10 @@ fn help_teaches_the_exit_codes_and_examples() {
         .stdout(predicate::str::contains("kubectl qualys-respond sync --from-file findings.json"));
     bin().arg("--help").assert().success().stdout(predicate::str::contains("Exit codes"));
 }
+
+#[test]
+fn the_design_cronjob_flags_work_without_the_sync_word() {
+    let with =
+        bin().args(["sync", "--from-file", "samples/findings.json"]).assert().success().get_output().stdout.clone();
+    bin().args(["--from-file", "samples/findings.json", "--once", "--hours=24"]).assert().success().stdout(with);
+}

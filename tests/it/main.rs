@@ -5,6 +5,7 @@
 mod cli;
 mod cluster;
 mod defaults;
+mod deploy;
 mod determinism;
 mod fake_kube;
 mod fake_qualys;
@@ -14,5 +15,7 @@ mod krew;
 mod kube_fake;
 mod kubectl;
 mod lint;
+mod proxy;
 mod support;
 mod sync_api;
+mod sync_cluster;

@@ -8,6 +8,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::fake_qualys::{FakeQualys, Trouble};
+use super::proxy::Proxy;
 use super::support::bin;
 
 const USER: &str = "api-user";
@@ -258,4 +259,35 @@ fn a_private_gateway_is_trusted_only_with_its_ca_file() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("is not a PEM certificate bundle"));
+}
+
+#[test]
+fn the_gateway_is_reached_through_the_proxy_the_environment_names() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    fake.set_findings(findings(5, "proxied"));
+    let proxy = Proxy::start();
+    api(&fake, PASSWORD).env("HTTP_PROXY", &proxy.url).env_remove("NO_PROXY").assert().success();
+    // One kept-alive connection carries the login and then the findings calls.
+    let requests = proxy.requests();
+    assert!(requests.iter().any(|r| r.starts_with(&format!("POST {}/auth", fake.url))), "{requests:?}");
+}
+
+#[test]
+fn the_fake_refuses_a_findings_call_without_its_window() {
+    let fake = FakeQualys::start(USER, PASSWORD);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let token = client
+            .post(format!("{}/auth", fake.url))
+            .form(&[("username", USER), ("password", PASSWORD), ("token", "true")])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        client.get(format!("{}/cdr-api/rest/v1/findings", fake.url)).bearer_auth(token).send().await.unwrap().status()
+    });
+    assert_eq!(status, 400);
 }
