@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::connect::Cluster;
 use super::error::ClusterError;
-use super::resource::display;
+use super::resource::{Resource, display};
+use crate::policy::lifecycle;
 
 /// `--dry-run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -144,13 +145,32 @@ pub fn content(object: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Carries out `changes` in order and reports each; stops at the first failure.
+/// Carries out `changes` in order and reports each; stops at the first
+/// failure. Every change is checked first (no object we do not manage is in
+/// the way), so such a refusal writes nothing at all.
 pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -> Report {
     let mut report = Report { dry_run, ..Report::default() };
-    let mut changes = changes.into_iter();
-    for change in changes.by_ref() {
+    let mut prepared = Vec::with_capacity(changes.len());
+    for change in &changes {
+        let body = match change {
+            Change::Apply { desired, existing } if dry_run != DryRun::Client => {
+                match guarded(cluster, desired, existing.as_ref()).await {
+                    Ok(body) => Some(body),
+                    Err(error) => {
+                        report.failed = Some((change.name(), error.to_string()));
+                        report.pending = changes.iter().map(Change::name).filter(|n| *n != change.name()).collect();
+                        return report;
+                    }
+                }
+            }
+            _ => None,
+        };
+        prepared.push(body);
+    }
+    let mut steps = changes.into_iter().zip(prepared);
+    for (change, body) in steps.by_ref() {
         let name = change.name();
-        match run_one(cluster, &change, dry_run).await {
+        match run_one(cluster, &change, body.as_ref(), dry_run).await {
             Ok(outcome) => report.done.push((name, outcome)),
             Err(error) => {
                 report.failed = Some((name, error.to_string()));
@@ -158,11 +178,48 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
             }
         }
     }
-    report.pending = changes.map(|c| c.name()).collect();
+    report.pending = steps.map(|(c, _)| c.name()).collect();
     report
 }
 
-async fn run_one(cluster: &Cluster, change: &Change, dry_run: DryRun) -> Result<Outcome, ClusterError> {
+/// `desired`, made safe to apply: based on `existing`, it carries its
+/// resourceVersion, so a change made since we read it is refused, not lost; a
+/// creation is refused when an object we do not manage has the name.
+pub async fn guarded(cluster: &Cluster, desired: &Value, existing: Option<&Value>) -> Result<Value, ClusterError> {
+    let mut body = desired.clone();
+    match existing {
+        Some(existing) => {
+            if let (Some(version), Some(metadata)) = (
+                existing.pointer("/metadata/resourceVersion").cloned(),
+                body.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                metadata.insert("resourceVersion".into(), version);
+            }
+        }
+        None => {
+            let resource = Resource::of(desired)
+                .ok_or_else(|| ClusterError::Object(format!("{}: unknown kind", display(desired))))?;
+            let namespace = desired.pointer("/metadata/namespace").and_then(Value::as_str);
+            let name = desired.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            if let Some(found) = cluster.get(resource, namespace, name).await?
+                && !lifecycle::is_managed(&found)
+            {
+                return Err(ClusterError::Object(format!(
+                    "{} exists and is not managed by kubectl qualys-respond; it is left alone (rename or delete it)",
+                    display(desired)
+                )));
+            }
+        }
+    }
+    Ok(body)
+}
+
+async fn run_one(
+    cluster: &Cluster,
+    change: &Change,
+    body: Option<&Value>,
+    dry_run: DryRun,
+) -> Result<Outcome, ClusterError> {
     match change {
         Change::Apply { desired, existing } => {
             if dry_run == DryRun::Client {
@@ -172,7 +229,7 @@ async fn run_one(cluster: &Cluster, change: &Change, dry_run: DryRun) -> Result<
                     Some(_) => Outcome::Configured,
                 });
             }
-            let applied = cluster.apply(desired, dry_run == DryRun::Server).await?;
+            let applied = cluster.apply(body.unwrap_or(desired), dry_run == DryRun::Server).await?;
             Ok(match existing {
                 None => Outcome::Created,
                 Some(existing) => {

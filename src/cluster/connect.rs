@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
@@ -181,7 +181,11 @@ impl Cluster {
         let resource = Resource::of(object).ok_or_else(|| ClusterError::Object(format!("{what}: unknown kind")))?;
         let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-        let mut params = DeleteParams::default();
+        // Only the object we read: if it changed since, the server refuses.
+        let text =
+            |field: &str| object.pointer(&format!("/metadata/{field}")).and_then(Value::as_str).map(str::to_string);
+        let mut params = DeleteParams::default()
+            .preconditions(Preconditions { resource_version: text("resourceVersion"), uid: text("uid") });
         if dry_run {
             params = params.dry_run();
         }
@@ -210,12 +214,13 @@ impl Cluster {
     }
 }
 
-/// `object` without what the server owns (managedFields, resourceVersion,
-/// uid, timestamps, status), which an apply must not send.
+/// `object` without what the server owns (managedFields, uid, timestamps,
+/// status), which an apply must not send. A `resourceVersion` stays: the
+/// server then refuses the apply if the object changed since we read it.
 fn applicable(object: &Value) -> Value {
     let mut body = object.clone();
     if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-        for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"] {
+        for field in ["managedFields", "uid", "creationTimestamp", "generation", "selfLink"] {
             metadata.remove(field);
         }
     }

@@ -36,7 +36,8 @@ pub async fn render(cluster: &Cluster, changes: &[Change]) -> Result<String, Clu
     for change in changes {
         let (live, wanted) = match change {
             Change::Apply { desired, existing } => {
-                let wanted = cluster.apply(desired, true).await?;
+                let body = super::apply::guarded(cluster, desired, existing.as_ref()).await?;
+                let wanted = cluster.apply(&body, true).await?;
                 (yaml(existing.as_ref()), yaml(Some(&wanted)))
             }
             Change::Delete { existing, .. } => (yaml(Some(existing)), String::new()),

@@ -375,3 +375,21 @@ fn kubectl_sees_what_we_applied() {
     let listed = String::from_utf8_lossy(&output.stdout);
     assert!(listed.contains("tracingpolicynamespaced.cilium.io/cdr-crypto-mining-pool-ports"), "{listed}");
 }
+
+#[test]
+fn an_object_we_do_not_manage_is_never_taken_over() {
+    let fake = cluster();
+    let theirs = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicyNamespaced",
+        "metadata": {"name": "cdr-crypto-mining-pool-ports", "namespace": "batch", "labels": {"team": "secops"}},
+        "spec": {}});
+    fake.insert(theirs);
+    kube(&fake, &["sync", "--from-file", SAMPLE, "--apply"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("exists and is not managed by kubectl qualys-respond"))
+        .stdout(predicate::str::contains("stopped: 0 object(s) were applied"));
+    assert!(policies(&fake).len() == 1, "nothing was written");
+    let kept = fake.get("tracingpoliciesnamespaced", Some("batch"), "cdr-crypto-mining-pool-ports").unwrap();
+    assert_eq!(kept["spec"], json!({}));
+    assert_eq!(kept["metadata"]["labels"], json!({"team": "secops"}));
+}
