@@ -196,6 +196,9 @@ fn status_tells_the_story_from_the_cluster() {
     assert_eq!(rows[0]["technique"], "T1059.004");
     assert_eq!(rows[0]["namespace"], "web");
     assert_eq!(rows[0]["findingIds"], json!(["3f1c9a52-0007-4c1e-9b1a-rvsh00000007"]));
+    let output = kube(&fake, &["status", "-o", "yaml", "-n", "batch"]).assert().success().get_output().clone();
+    let rows: Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "the two policies of namespace batch");
     kube(&fake, &["status", "nope"]).assert().code(1).stderr(predicate::str::contains("no managed policy named nope"));
 }
 
@@ -203,6 +206,7 @@ fn status_tells_the_story_from_the_cluster() {
 fn exec_plugins_and_broken_kubeconfigs() {
     let fake = FakeKube::start();
     bin().args(["status", "--kubeconfig"]).arg(fake.exec_kubeconfig()).assert().success();
+    bin().arg("status").env("KUBECONFIG", fake.kubeconfig()).assert().success();
     let broken = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(broken.path(), "clusters: [oops").unwrap();
     bin()
