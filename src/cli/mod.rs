@@ -7,6 +7,7 @@ mod cluster;
 mod exit;
 mod lifecycle;
 mod lint;
+mod plugin;
 mod status;
 mod sync;
 
@@ -74,6 +75,7 @@ enum Command {
     Block(Box<block::BlockArgs>),
     Unblock(Box<block::UnblockArgs>),
     Lint(lint::LintArgs),
+    Plugin(plugin::PluginArgs),
 }
 
 impl Cli {
@@ -89,6 +91,7 @@ impl Cli {
             Command::Block(args) => block::block(*args),
             Command::Unblock(args) => block::unblock(*args),
             Command::Lint(args) => lint::run(args),
+            Command::Plugin(args) => plugin::run(args),
         }
     }
 }
