@@ -7,6 +7,7 @@ mod cluster;
 mod exit;
 mod lifecycle;
 mod lint;
+mod mappers;
 mod plugin;
 mod status;
 mod sync;

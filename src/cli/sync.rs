@@ -12,11 +12,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use super::mappers::MapperArgs;
 use super::{Exit, cluster, print_stdout, read_input};
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
 use crate::finding::category_key;
-use crate::mapper::{Limits, Registry};
+use crate::mapper::Registry;
 use crate::output;
 use crate::pipeline::Options;
 use crate::policy::Mode;
@@ -165,6 +166,9 @@ pub struct SyncArgs {
     #[command(flatten)]
     kube: KubeArgs,
 
+    #[command(flatten)]
+    mappers: MapperArgs,
+
     /// Write one YAML file per policy into DIR (<name>.yaml; namespaced ones as
     /// <namespace>/<name>.yaml) instead of printing them.
     #[arg(long, value_name = "DIR")]
@@ -256,7 +260,7 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
                 Some(cluster)
             }
         };
-        let mut registry = Registry::with_defaults(Limits::default()).context("cannot load the default mappings")?;
+        let mut registry = args.mappers.registry()?;
         let run = Run { args: &args, target, cluster: cluster.as_ref() };
         if !args.watch {
             return run.once(&mut registry).await;

@@ -17,6 +17,9 @@ const MAX_WASM_STACK: usize = 512 * 1024;
 pub struct Limits {
     /// Wall-clock budget of one call (counted in epoch ticks).
     pub deadline: Duration,
+    /// Instructions (wasmtime fuel units) one call may execute: a bound that
+    /// does not depend on the machine's speed, behind the deadline.
+    pub fuel: u64,
     /// Linear memory an instance may grow to.
     pub memory_bytes: usize,
     /// Policies one call may return.
@@ -31,6 +34,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline: Duration::from_millis(200),
+            fuel: 1_000_000_000,
             memory_bytes: 64 << 20,
             max_policies: 64,
             max_spec_bytes: 64 << 10,
@@ -51,7 +55,7 @@ pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true).max_wasm_stack(MAX_WASM_STACK);
+        config.wasm_component_model(true).epoch_interruption(true).consume_fuel(true).max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config).expect("the fixed engine configuration is valid");
         let ticker = engine.weak();
         std::thread::Builder::new()

@@ -37,6 +37,60 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// Built against a WIT version this host does not accept.
+    #[error(
+        "component {source_name} was built against qualys:respond@{found}, which this host does not accept: it implements qualys:respond@{host} and accepts {accepts}; rebuild the component against this host's wit/"
+    )]
+    Version {
+        /// Where the component came from.
+        source_name: String,
+        /// The version the component targets.
+        found: String,
+        /// The host's version.
+        host: &'static str,
+        /// The range the host accepts, in words.
+        accepts: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read component {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pinned digest does not match the file.
+    #[error(
+        "component {path} does not match its pin: the configuration pins sha256 {pinned}, the file has sha256 {actual}; refusing to load it"
+    )]
+    DigestMismatch {
+        /// The file.
+        path: String,
+        /// The digest in the configuration.
+        pinned: String,
+        /// The file's digest.
+        actual: String,
+    },
+    /// Two custom components claim one category.
+    #[error(
+        "category {category} is claimed by both {first} and {second}; keep one, or give each its own categories in the configuration"
+    )]
+    DuplicateClaim {
+        /// The category.
+        category: String,
+        /// The component that claimed it first.
+        first: String,
+        /// The component that claimed it again.
+        second: String,
+    },
+    /// The configuration file is not usable.
+    #[error("the mapper configuration {path}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One call into a component failed; the run goes on without its result.
@@ -45,6 +99,9 @@ pub enum CallError {
     /// The call ran past its deadline and was interrupted.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The call used up its fuel (instructions).
+    #[error("ran out of fuel ({0} units) before it finished")]
+    Fuel(u64),
     /// The component tried to grow its memory past the limit.
     #[error("exceeded its memory limit of {0} MiB")]
     Memory(usize),

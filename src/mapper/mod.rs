@@ -4,16 +4,19 @@
 //! One [`wasmtime::Engine`] serves the whole process (`engine.rs`). Each
 //! component is compiled once and kept as an `InstancePre`; its live instance
 //! is reused across findings and replaced after a trap (`plugin.rs`). The
-//! [`Registry`] routes categories to components (`registry.rs`). Nothing here
+//! [`Registry`] routes categories to components (`registry.rs`), and
+//! [`Catalog`] says which custom components to load (`catalog.rs`). Nothing here
 //! knows about policy names, labels or validation: that is `crate::policy`.
 
 mod bindings;
+mod catalog;
 mod embedded;
 mod engine;
 mod error;
 mod plugin;
 mod registry;
 
+pub use catalog::{Catalog, Config, Entry};
 pub use engine::Limits;
 pub use error::{CallError, LoadError};
 pub(crate) use plugin::is_dns_label;

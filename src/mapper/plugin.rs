@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::qualys::respond::types as wit;
@@ -50,6 +51,15 @@ pub struct PluginInfo {
     pub source: Source,
     /// SHA-256 of its bytes, hex.
     pub digest: String,
+    /// The `qualys:respond` WIT version it was built against, when it says.
+    pub wit_version: Option<String>,
+}
+
+impl PluginInfo {
+    /// `name@version (source)`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{}@{} ({})", self.name, self.version, self.source)
+    }
 }
 
 /// Where a mapped policy applies.
@@ -87,6 +97,8 @@ pub struct Plugin {
     live: Option<Live>,
     /// Spec texts already parsed, so repeated answers are parsed once.
     specs: HashMap<String, Arc<Value>>,
+    /// Passed to `configure` on every new instance.
+    settings: Vec<(String, String)>,
 }
 
 /// Parsed spec texts kept per component before the cache starts over.
@@ -101,6 +113,43 @@ struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryLimiter,
+    output: Output,
+}
+
+/// The component's stdout and stderr, captured and bounded: a component
+/// that writes more than [`OUTPUT_CAPACITY`] per instance traps.
+struct Output {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    /// Bytes of each already sent to our log.
+    logged: [usize; 2],
+}
+
+/// Bytes of stdout and of stderr one instance may write.
+const OUTPUT_CAPACITY: usize = 64 << 10;
+
+impl Output {
+    fn new() -> Output {
+        Output {
+            stdout: MemoryOutputPipe::new(OUTPUT_CAPACITY),
+            stderr: MemoryOutputPipe::new(OUTPUT_CAPACITY),
+            logged: [0, 0],
+        }
+    }
+
+    /// Sends what the component wrote since the last call to our log, line by line.
+    fn forward(&mut self, info: &PluginInfo) {
+        let mapper = if info.name.is_empty() { info.source.to_string() } else { info.name.clone() };
+        let mapper = mapper.as_str();
+        for (i, (stream, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
+            let contents = pipe.contents();
+            let fresh = contents.get(self.logged[i]..).unwrap_or_default();
+            for line in String::from_utf8_lossy(fresh).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(mapper, stream, "{}", clip(line));
+            }
+            self.logged[i] = contents.len();
+        }
+    }
 }
 
 impl WasiView for State {
@@ -117,6 +166,8 @@ struct MemoryLimiter {
 }
 
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Instances, tables and memories one store may hold (a component needs a handful).
+const MAX_INSTANCES: usize = 64;
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -128,14 +179,36 @@ impl ResourceLimiter for MemoryLimiter {
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_INSTANCES
+    }
 }
 
 impl Plugin {
     /// Compiles `bytes` and starts one instance to read its [`PluginInfo`].
     pub fn load(bytes: &[u8], source: Source, limits: Limits) -> Result<Plugin, LoadError> {
+        Plugin::load_with_settings(bytes, source, limits, Vec::new())
+    }
+
+    /// Like [`Plugin::load`], with settings for the component's `configure`.
+    pub fn load_with_settings(
+        bytes: &[u8],
+        source: Source,
+        limits: Limits,
+        settings: Vec<(String, String)>,
+    ) -> Result<Plugin, LoadError> {
         let component = Component::new(engine(), bytes)
             .map_err(|e| LoadError::Compile { source_name: source.to_string(), reason: format!("{e:#}") })?;
-        Plugin::from_component(&component, hex_sha256(bytes), source, limits)
+        Plugin::from_component(&component, hex_sha256(bytes), source, limits, settings)
     }
 
     /// Links an already compiled component and starts one instance.
@@ -144,18 +217,28 @@ impl Plugin {
         digest: String,
         source: Source,
         limits: Limits,
+        settings: Vec<(String, String)>,
     ) -> Result<Plugin, LoadError> {
+        let wit_version = check_version(component, &source)?;
         let link_error =
             |e: wasmtime::Error| LoadError::Link { source_name: source.to_string(), reason: format!("{e:#}") };
         let mut linker = Linker::<State>::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         let pre = MapperPre::new(linker.instantiate_pre(component).map_err(link_error)?).map_err(link_error)?;
         let mut plugin = Plugin {
-            info: PluginInfo { name: String::new(), version: String::new(), categories: Vec::new(), source, digest },
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                categories: Vec::new(),
+                source,
+                digest,
+                wit_version,
+            },
             pre,
             limits,
             live: None,
             specs: HashMap::new(),
+            settings,
         };
         let start_error = |reason: String| LoadError::Start { source_name: plugin.info.source.to_string(), reason };
         let mut live = plugin.start().map_err(start_error)?;
@@ -180,24 +263,40 @@ impl Plugin {
 
     /// A fresh, configured instance.
     fn start(&self) -> Result<Live, String> {
+        let output = Output::new();
         let mut wasi = WasiCtx::builder();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(output.stdout.clone())
+            .stderr(output.stderr.clone());
         let state = State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             memory: MemoryLimiter { max_bytes: self.limits.memory_bytes, hit: false },
+            output,
         };
         let mut store = Store::new(engine(), state);
         store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        let mapper =
-            self.pre.instantiate(&mut store).map_err(|e| describe_trap(e, &store, &self.limits).to_string())?;
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        match mapper.call_configure(&mut store, &[]) {
+        self.arm(&mut store);
+        let instantiated = self.pre.instantiate(&mut store);
+        store.data_mut().output.forward(&self.info);
+        let mapper = instantiated.map_err(|e| describe_trap(e, &store, &self.limits).to_string())?;
+        self.arm(&mut store);
+        let configured = mapper.call_configure(&mut store, &self.settings);
+        store.data_mut().output.forward(&self.info);
+        match configured {
             Ok(Ok(())) => Ok(Live { store, mapper }),
             Ok(Err(refusal)) => Err(format!("configure refused: {}", clip(&refusal))),
             Err(e) => Err(describe_trap(e, &store, &self.limits).to_string()),
         }
+    }
+
+    /// Sets the deadline and the fuel of the next call.
+    fn arm(&self, store: &mut Store<State>) {
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        // Fuel is enabled on the one engine; this cannot fail there.
+        let _ = store.set_fuel(self.limits.fuel);
     }
 
     /// Maps one finding. A failure of any kind poisons nothing: the instance
@@ -208,8 +307,10 @@ impl Plugin {
             None => self.start().map_err(CallError::Restart)?,
         };
         live.store.data_mut().memory.hit = false;
-        live.store.set_epoch_deadline(self.limits.deadline_ticks());
-        let returned = match live.mapper.call_map_finding(&mut live.store, &to_wit(finding)) {
+        self.arm(&mut live.store);
+        let called = live.mapper.call_map_finding(&mut live.store, &to_wit(finding));
+        live.store.data_mut().output.forward(&self.info);
+        let returned = match called {
             Ok(returned) => returned,
             Err(trap) => return Err(describe_trap(trap, &live.store, &self.limits)),
         };
@@ -219,7 +320,55 @@ impl Plugin {
     }
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+/// The `qualys:respond` version a component imports its types from, checked
+/// against [`super::WIT_VERSION`]: same major (and minor, within 0.x), and
+/// no newer than the host's.
+fn check_version(component: &Component, source: &Source) -> Result<Option<String>, LoadError> {
+    let found = component
+        .component_type()
+        .imports(engine())
+        .filter_map(|(name, _)| name.strip_prefix("qualys:respond/").and_then(|rest| rest.split_once('@')))
+        .map(|(_, version)| version.to_string())
+        .next();
+    let Some(found) = found else { return Ok(None) };
+    if accepts(super::WIT_VERSION, &found) {
+        return Ok(Some(found));
+    }
+    Err(LoadError::Version {
+        source_name: source.to_string(),
+        found,
+        host: super::WIT_VERSION,
+        accepts: accepted_range(super::WIT_VERSION),
+    })
+}
+
+fn semver(text: &str) -> Option<(u64, u64, u64)> {
+    let core = text.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// True when a host of version `host` runs a component built against `component`.
+pub(crate) fn accepts(host: &str, component: &str) -> bool {
+    match (semver(host), semver(component)) {
+        (Some((h0, h1, h2)), Some((c0, c1, c2))) => {
+            let same_series = h0 == c0 && (h0 != 0 || h1 == c1);
+            same_series && (c1, c2) <= (h1, h2)
+        }
+        _ => false,
+    }
+}
+
+fn accepted_range(host: &str) -> String {
+    match semver(host) {
+        Some((0, minor, _)) => format!("0.{minor}.0 up to {host}"),
+        Some((major, _, _)) => format!("{major}.0.0 up to {host}"),
+        None => host.to_string(),
+    }
+}
+
+/// SHA-256 of `bytes`, hex.
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -229,6 +378,7 @@ fn describe_trap(error: wasmtime::Error, store: &Store<State>, limits: &Limits) 
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout(limits.deadline),
+        Some(Trap::OutOfFuel) => CallError::Fuel(limits.fuel),
         Some(Trap::StackOverflow) => CallError::Trap("stack overflow (call stack exhausted)".into()),
         Some(trap) => CallError::Trap(trap.to_string()),
         None => CallError::Trap(clip(&format!("{error:#}"))),
@@ -391,7 +541,20 @@ fn check_policy(
 
 #[cfg(test)]
 mod tests {
-    use super::{is_dns_label, is_technique};
+    use super::{accepted_range, accepts, is_dns_label, is_technique};
+
+    #[test]
+    fn older_compatible_versions_are_accepted_and_others_refused() {
+        assert!(accepts("0.1.0", "0.1.0"));
+        assert!(accepts("0.1.3", "0.1.0"), "older patch of the same minor");
+        assert!(!accepts("0.1.0", "0.1.1"), "newer than the host");
+        assert!(!accepts("0.1.0", "0.2.0"));
+        assert!(!accepts("0.2.0", "0.1.0"), "a 0.x minor is a breaking change");
+        assert!(accepts("1.4.0", "1.2.7"));
+        assert!(!accepts("1.4.0", "2.0.0") && !accepts("2.0.0", "1.4.0"));
+        assert!(!accepts("0.1.0", "bogus"));
+        assert_eq!(accepted_range("0.1.0"), "0.1.0 up to 0.1.0");
+    }
 
     #[test]
     fn technique_ids() {

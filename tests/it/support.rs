@@ -1,9 +1,10 @@
 //! Shared helpers: the binary under test, test data, and test components
 //! built once per test run.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
@@ -33,9 +34,9 @@ pub fn finding(id: &str, category: &str) -> Value {
 /// The wasm file of a test component (a workspace member under
 /// `tests/components`), built once per test run.
 pub fn component(package: &'static str) -> &'static Path {
-    static HOSTILE: OnceLock<PathBuf> = OnceLock::new();
-    assert_eq!(package, "hostile-mapper", "only the hostile mapper is built here");
-    HOSTILE.get_or_init(|| build_component(package))
+    static BUILT: OnceLock<Mutex<HashMap<&'static str, &'static Path>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    built.entry(package).or_insert_with(|| Box::leak(build_component(package).into_boxed_path()))
 }
 
 fn build_component(package: &str) -> PathBuf {

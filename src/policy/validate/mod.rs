@@ -116,6 +116,21 @@ mod tests {
     }
 
     #[test]
+    fn enforcing_policies_may_not_cut_off_every_address_or_loopback() {
+        let spec = |values: Value| {
+            json!({"podSelector": {}, "kprobes": [{"call": "tcp_connect", "syscall": false,
+                "args": [{"index": 0, "type": "sock"}],
+                "selectors": [{"matchArgs": [{"index": 0, "operator": "DAddr", "values": values}],
+                    "matchBinaries": [{"operator": "In", "values": ["/usr/bin/curl"]}],
+                    "matchActions": [{"action": "Sigkill"}]}]}]})
+        };
+        assert!(rules(spec(json!(["0.0.0.0/0"]))).contains(&"safety/address".to_string()));
+        assert!(rules(spec(json!(["127.0.0.1"]))).contains(&"safety/address".to_string()));
+        assert!(rules(spec(json!(["::/0"]))).contains(&"safety/address".to_string()));
+        assert_eq!(rules(spec(json!(["203.0.113.0/24", "169.254.169.254"]))), Vec::<String>::new());
+    }
+
+    #[test]
     fn wrong_kinds_stop_early() {
         assert_eq!(rules(json!({})), Vec::<String>::new());
         let found = validate(&json!({"apiVersion": "v1", "kind": "ConfigMap"}), TetragonVersion::ALL);

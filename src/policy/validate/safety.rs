@@ -1,11 +1,13 @@
 //! Our own rules, stricter than Tetragon's: an enforcing policy must be
-//! limited to containers, must narrow what it matches, and must never match
-//! a protected host binary (`crate::policy::PROTECTED_BINARIES`). These are
+//! limited to containers, must narrow what it matches, must never match
+//! a protected host binary (`crate::policy::PROTECTED_BINARIES`), and must
+//! not cut off every address or loopback (the guardrails of manual blocks). These are
 //! the mistakes that kill kubelet or the container runtime on every node.
 
 use serde_json::Value;
 
 use super::{Problem, problem};
+use crate::block::guardrails::{Protected, check_ip, parse_ip};
 use crate::policy::Kind;
 use crate::policy::guard::protected_match;
 use crate::policy::spec::{HOOKS, array, enforces, text};
@@ -22,6 +24,10 @@ const FILTERS: &[&str] = &[
     "matchReturnArgs",
     "matchParentBinaries",
 ];
+
+/// What no policy may cut off in any cluster: every address, loopback, the
+/// unspecified addresses. `block` adds the cluster's own addresses.
+static BASELINE: std::sync::LazyLock<Protected> = std::sync::LazyLock::new(Protected::baseline);
 
 /// Adds the safety problems of `object` to `out`.
 pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
@@ -74,6 +80,24 @@ fn check_selector(hook_list: &str, hook: &Value, selector: &Value, at: &str, out
             "safety/protected-binary",
             format!("an enforcing selector must never match kubelet, container runtimes or security agents: {reason}"),
         ));
+    }
+    for (m, arg) in array(selector, "matchArgs").iter().enumerate() {
+        if !matches!(text(arg, "operator"), "DAddr" | "SAddr") {
+            continue;
+        }
+        for value in array(arg, "values").iter().filter_map(Value::as_str) {
+            let refusal = match parse_ip(value) {
+                Ok(net) => check_ip(&net, &BASELINE, false),
+                Err(reason) => Some(reason),
+            };
+            if let Some(reason) = refusal {
+                out.push(problem(
+                    format!("{at}.matchArgs[{m}]"),
+                    "safety/address",
+                    format!("an enforcing selector must not cut off this address: {reason}"),
+                ));
+            }
+        }
     }
     let narrows_binaries = binaries.first().is_some_and(|b| matches!(text(b, "operator"), "In" | "Prefix" | "Postfix"));
     if !narrows_binaries && !FILTERS.iter().any(|f| !array(selector, f).is_empty()) {
