@@ -1,12 +1,13 @@
 //! The default mapper component, built from `plugins/default` by `build.rs`
-//! and compiled at most once per process.
+//! and compiled at most once per process, and once per machine with the
+//! disk cache (`cache.rs`).
 
 use std::sync::OnceLock;
 
 use wasmtime::component::Component;
 
-use super::engine::engine;
 use super::error::LoadError;
+use super::plugin::hex_sha256;
 
 /// The component's bytes.
 pub(crate) const DEFAULT_MAPPER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_mapper.wasm"));
@@ -16,8 +17,8 @@ pub(crate) fn default_component() -> Result<&'static Component, LoadError> {
     static COMPILED: OnceLock<Result<Component, String>> = OnceLock::new();
     COMPILED
         .get_or_init(|| {
-            tracing::debug!(bytes = DEFAULT_MAPPER.len(), "compiling the embedded default mapper");
-            Component::new(engine(), DEFAULT_MAPPER).map_err(|e| format!("{e:#}"))
+            let digest = hex_sha256(DEFAULT_MAPPER);
+            super::cache::compile(DEFAULT_MAPPER, &digest, "embedded default mapper").map_err(|e| format!("{e:#}"))
         })
         .as_ref()
         .map_err(|reason| LoadError::Compile { source_name: "embedded default mapper".into(), reason: reason.clone() })

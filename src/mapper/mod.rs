@@ -9,6 +9,7 @@
 //! knows about policy names, labels or validation: that is `crate::policy`.
 
 mod bindings;
+mod cache;
 mod catalog;
 mod embedded;
 mod engine;

@@ -206,9 +206,10 @@ impl Plugin {
         limits: Limits,
         settings: Vec<(String, String)>,
     ) -> Result<Plugin, LoadError> {
-        let component = Component::new(engine(), bytes)
+        let digest = hex_sha256(bytes);
+        let component = super::cache::compile(bytes, &digest, &source.to_string())
             .map_err(|e| LoadError::Compile { source_name: source.to_string(), reason: format!("{e:#}") })?;
-        Plugin::from_component(&component, hex_sha256(bytes), source, limits, settings)
+        Plugin::from_component(&component, digest, source, limits, settings)
     }
 
     /// Links an already compiled component and starts one instance.
