@@ -48,7 +48,7 @@ mod component {
                 template: "configured-ports".into(),
                 technique: "T1571".into(),
                 scope,
-                indicators: settings.iter().map(|(k, v)| format!("setting:{k}={v}")).collect(),
+                indicators: settings.iter().map(|(k, v)| format!("setting:{k}={}", v.replace(',', ";"))).collect(),
                 spec,
             }])
         }
