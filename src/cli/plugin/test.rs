@@ -72,7 +72,8 @@ Examples:
       > samples/expected.yaml     # bless, after an intended change
 
 Exit codes:
-  0  every finding mapped to valid policies (and the output matches --expect)
+  0  no finding skipped for an error (and the output matches --expect); a category the
+     component does not claim is reported, as in sync, but is no error
   1  a file cannot be read, or the component cannot be loaded
   3  a finding was skipped for an error (malformed record, mapper failure,
      invalid policy), or the output differs from --expect";
