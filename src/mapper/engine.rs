@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_policies: usize,
     /// Bytes of one returned spec.
     pub max_spec_bytes: usize,
+    /// Bytes of everything one call returns.
+    pub max_output_bytes: usize,
     /// Indicators one policy may list.
     pub max_indicators: usize,
 }
@@ -34,10 +36,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline: Duration::from_millis(200),
-            fuel: 1_000_000_000,
+            fuel: 5_000_000_000,
             memory_bytes: 64 << 20,
             max_policies: 64,
             max_spec_bytes: 64 << 10,
+            max_output_bytes: 1 << 20,
             max_indicators: 256,
         }
     }

@@ -105,7 +105,10 @@ pub enum CallError {
     /// The component tried to grow its memory past the limit.
     #[error("exceeded its memory limit of {0} MiB")]
     Memory(usize),
-    /// The component trapped (panic, unreachable, stack overflow, …).
+    /// The component panicked; its panic message, from its stderr.
+    #[error("{0}")]
+    Panic(String),
+    /// The component trapped (unreachable, stack overflow, …).
     #[error("trapped: {0}")]
     Trap(String),
     /// The component returned an error for this finding.

@@ -125,6 +125,16 @@ struct Output {
     logged: [usize; 2],
 }
 
+/// `panicked at src/lib.rs:3:5: the message`, from Rust's panic output
+/// (`thread '…' panicked at src/lib.rs:3:5:` then the message).
+fn panic_message(lines: &[String]) -> Option<String> {
+    let at = lines.iter().position(|l| l.contains("panicked at"))?;
+    let head = &lines[at][lines[at].find("panicked at")?..];
+    let message = lines.get(at + 1).filter(|l| !l.starts_with("note:")).map(String::as_str).unwrap_or_default();
+    let head = head.trim_end_matches(':');
+    Some(clip(&if message.is_empty() { head.to_string() } else { format!("{head}: {message}") }))
+}
+
 /// Bytes of stdout and of stderr one instance may write.
 const OUTPUT_CAPACITY: usize = 64 << 10;
 
@@ -137,8 +147,10 @@ impl Output {
         }
     }
 
-    /// Sends what the component wrote since the last call to our log, line by line.
-    fn forward(&mut self, info: &PluginInfo) {
+    /// Sends what the component wrote since the last call to our log, line
+    /// by line, and returns the panic message among it, if any.
+    fn forward(&mut self, info: &PluginInfo) -> Option<String> {
+        let mut errors = Vec::new();
         let mapper = if info.name.is_empty() { info.source.to_string() } else { info.name.clone() };
         let mapper = mapper.as_str();
         for (i, (stream, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
@@ -146,9 +158,13 @@ impl Output {
             let fresh = contents.get(self.logged[i]..).unwrap_or_default();
             for line in String::from_utf8_lossy(fresh).lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(mapper, stream, "{}", clip(line));
+                if stream == "stderr" {
+                    errors.push(line.trim().to_string());
+                }
             }
             self.logged[i] = contents.len();
         }
+        panic_message(&errors)
     }
 }
 
@@ -310,10 +326,15 @@ impl Plugin {
         live.store.data_mut().memory.hit = false;
         self.arm(&mut live.store);
         let called = live.mapper.call_map_finding(&mut live.store, &to_wit(finding));
-        live.store.data_mut().output.forward(&self.info);
+        let panic = live.store.data_mut().output.forward(&self.info);
         let returned = match called {
             Ok(returned) => returned,
-            Err(trap) => return Err(describe_trap(trap, &live.store, &self.limits)),
+            Err(trap) => {
+                return Err(match (describe_trap(trap, &live.store, &self.limits), panic) {
+                    (CallError::Trap(_), Some(message)) => CallError::Panic(message),
+                    (error, _) => error,
+                });
+            }
         };
         self.live = Some(live);
         let policies = returned.map_err(|refusal| CallError::Refused(clip(&refusal)))?;
@@ -469,6 +490,13 @@ fn check_output(
     if policies.len() > limits.max_policies {
         return Err(format!("{} policies, more than the limit of {}", policies.len(), limits.max_policies));
     }
+    let bytes: usize = policies
+        .iter()
+        .map(|p| p.spec.len() + p.template.len() + p.technique.len() + p.indicators.iter().map(String::len).sum::<usize>())
+        .sum();
+    if bytes > limits.max_output_bytes {
+        return Err(format!("{bytes} bytes of policies, more than the limit of {}", limits.max_output_bytes));
+    }
     policies
         .into_iter()
         .enumerate()
@@ -542,7 +570,15 @@ fn check_policy(
 
 #[cfg(test)]
 mod tests {
-    use super::{accepted_range, accepts, is_dns_label, is_technique};
+    use super::{accepted_range, accepts, is_dns_label, is_technique, panic_message};
+
+    #[test]
+    fn panic_messages_are_read_from_rust_panic_output() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let found = panic_message(&lines(&["thread '<unnamed>' panicked at src/lib.rs:31:29:", "boom", "note: run with"]));
+        assert_eq!(found.as_deref(), Some("panicked at src/lib.rs:31:29: boom"));
+        assert_eq!(panic_message(&lines(&["just logging"])), None);
+    }
 
     #[test]
     fn older_compatible_versions_are_accepted_and_others_refused() {

@@ -172,7 +172,7 @@ fn test_reports_a_trap_and_an_invalid_policy_and_keeps_the_rest() {
         .code(3)
         .stdout(predicate::str::contains("name: cdr-benign-benign"))
         .stdout(predicate::str::contains("unscoped").not())
-        .stderr(predicate::str::contains("finding t-1 (Trap): mapper hostile@0.1.0 trapped"))
+        .stderr(predicate::str::contains("finding t-1 (Trap): mapper hostile@0.1.0 panicked at "))
         .stderr(predicate::str::contains("finding u-1 (Unscoped): policy TracingPolicy/cdr-unscoped-kill-every-exec"))
         .stderr(predicate::str::contains("[safety/unfiltered]"));
 }
