@@ -9,12 +9,12 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::Value;
 
+use super::cluster::WriteArgs;
 use super::{Exit, cluster};
 use crate::block::guardrails::{check_ip, check_port, parse_ip, parse_port};
 use crate::block::{self, Entry, Target};
-use crate::cluster::apply::DryRun;
+use crate::cluster::Cluster;
 use crate::cluster::resource::Resource;
-use crate::cluster::{Cluster, KubeArgs};
 use crate::policy::Mode;
 use crate::policy::lifecycle::{self, name_of};
 use crate::policy::validate::TetragonVersion;
@@ -82,12 +82,8 @@ pub struct BlockArgs {
     #[arg(long, value_name = "CIDR")]
     protect: Vec<String>,
 
-    /// 'client' shows what would change; 'server' asks the server to validate without storing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
-    dry_run: DryRun,
-
     #[command(flatten)]
-    kube: KubeArgs,
+    write: WriteArgs,
 }
 
 /// Remove blocked addresses or ports.
@@ -115,12 +111,8 @@ pub struct UnblockArgs {
     #[arg(short, long, value_name = "NS")]
     namespace: Option<String>,
 
-    /// 'client' shows what would change; 'server' asks the server to validate without storing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
-    dry_run: DryRun,
-
     #[command(flatten)]
-    kube: KubeArgs,
+    write: WriteArgs,
 }
 
 async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> anyhow::Result<Option<Value>> {
@@ -150,7 +142,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
         return Ok(cluster::refuse(&refusals));
     }
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
         let mut protected = cluster.protected().await?;
         for cidr in &args.protect {
@@ -215,7 +207,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
             }
             changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
         }
-        cluster::carry_out(&cluster, changes, args.dry_run).await?;
+        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }
@@ -233,7 +225,7 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
         return Ok(cluster::refuse(&problems));
     }
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
         let namespace = args.namespace.as_deref();
         let context =
@@ -274,7 +266,7 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
         if removed == 0 {
             bail!("nothing to unblock");
         }
-        cluster::carry_out(&cluster, changes, args.dry_run).await?;
+        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }

@@ -7,8 +7,20 @@ use serde_json::Value;
 use super::{Exit, print_stdout};
 use crate::cluster::apply::{Change, DryRun, Report, execute};
 use crate::cluster::resource::Resource;
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, KubeArgs};
 use crate::policy::labels;
+
+/// The flags of every command that writes to the cluster.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// 'client' shows what would change; 'server' asks the server to validate without storing.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client",
+        default_value = "none")]
+    pub dry_run: DryRun,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
 
 /// A single-threaded runtime for one command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::Value;
 
+use super::cluster::WriteArgs;
 use super::{Exit, cluster};
-use crate::cluster::apply::{Change, DryRun};
-use crate::cluster::{Cluster, KubeArgs};
+use crate::cluster::Cluster;
+use crate::cluster::apply::Change;
 use crate::policy::lifecycle::{self, Tuning, annotation, label, name_of};
 use crate::policy::validate::TetragonVersion;
 use crate::policy::{Mode, labels};
@@ -36,12 +37,8 @@ pub struct ModeArgs {
     #[arg(short, long, value_name = "NS")]
     namespace: Option<String>,
 
-    /// 'client' shows what would change; 'server' asks the server to validate without storing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
-    dry_run: DryRun,
-
     #[command(flatten)]
-    kube: KubeArgs,
+    write: WriteArgs,
 }
 
 /// Narrow a policy: binaries or namespaces it must not match.
@@ -66,12 +63,8 @@ pub struct TuneArgs {
     #[arg(short, long, value_name = "NS")]
     namespace: Option<String>,
 
-    /// 'client' shows what would change; 'server' asks the server to validate without storing.
-    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
-    dry_run: DryRun,
-
     #[command(flatten)]
-    kube: KubeArgs,
+    write: WriteArgs,
 }
 
 fn is_tracing_policy(object: &Value) -> bool {
@@ -98,7 +91,7 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
         Mode::Post => ("demoted", "in audit mode"),
     };
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster::managed(&cluster, args.namespace.as_deref()).await?;
         let policies: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o)).collect();
@@ -135,7 +128,7 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
         if !errors.is_empty() {
             return Ok(cluster::refuse(&errors));
         }
-        cluster::carry_out(&cluster, changes, args.dry_run).await?;
+        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }
@@ -150,7 +143,7 @@ fn older_than(object: &Value, min: Duration, now: DateTime<Utc>) -> bool {
 /// `tune`.
 pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster::managed(&cluster, args.namespace.as_deref()).await?;
         let found: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();
@@ -174,7 +167,7 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
         if let Err(error) = reconcile::check(&new, TetragonVersion::ALL) {
             return Ok(cluster::refuse(&[error]));
         }
-        cluster::carry_out(&cluster, changes_for(old, new, &existing), args.dry_run).await?;
+        cluster::carry_out(&cluster, changes_for(old, new, &existing), args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }

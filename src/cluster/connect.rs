@@ -124,13 +124,7 @@ impl Cluster {
             .list(&ListParams::default().labels(selector))
             .await
             .map_err(|e| ClusterError::from_kube(format!("listing {}", resource.short()), e))?;
-        list.items
-            .into_iter()
-            .map(|mut item| {
-                item.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
-                serde_json::to_value(item).map_err(|e| ClusterError::Object(e.to_string()))
-            })
-            .collect()
+        list.items.into_iter().map(|item| as_value(item, &ar)).collect()
     }
 
     /// One object, or `None` when it does not exist.
@@ -146,12 +140,7 @@ impl Cluster {
             .get_opt(name)
             .await
             .map_err(|e| ClusterError::from_kube(format!("reading {}/{name}", resource.short()), e))?;
-        found
-            .map(|mut item| {
-                item.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
-                serde_json::to_value(item).map_err(|e| ClusterError::Object(e.to_string()))
-            })
-            .transpose()
+        found.map(|item| as_value(item, &ar)).transpose()
     }
 
     /// Server-side applies `object` with our field manager (forcing
@@ -212,6 +201,13 @@ impl Cluster {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// An object from the server as JSON, with the apiVersion and kind that
+/// list items lack.
+fn as_value(mut item: DynamicObject, ar: &kube::core::ApiResource) -> Result<Value, ClusterError> {
+    item.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+    serde_json::to_value(item).map_err(|e| ClusterError::Object(e.to_string()))
 }
 
 /// `object` without what the server owns (managedFields, uid, timestamps,

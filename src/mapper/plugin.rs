@@ -492,7 +492,9 @@ fn check_output(
     }
     let bytes: usize = policies
         .iter()
-        .map(|p| p.spec.len() + p.template.len() + p.technique.len() + p.indicators.iter().map(String::len).sum::<usize>())
+        .map(|p| {
+            p.spec.len() + p.template.len() + p.technique.len() + p.indicators.iter().map(String::len).sum::<usize>()
+        })
         .sum();
     if bytes > limits.max_output_bytes {
         return Err(format!("{bytes} bytes of policies, more than the limit of {}", limits.max_output_bytes));
@@ -575,7 +577,8 @@ mod tests {
     #[test]
     fn panic_messages_are_read_from_rust_panic_output() {
         let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let found = panic_message(&lines(&["thread '<unnamed>' panicked at src/lib.rs:31:29:", "boom", "note: run with"]));
+        let found =
+            panic_message(&lines(&["thread '<unnamed>' panicked at src/lib.rs:31:29:", "boom", "note: run with"]));
         assert_eq!(found.as_deref(), Some("panicked at src/lib.rs:31:29: boom"));
         assert_eq!(panic_message(&lines(&["just logging"])), None);
     }

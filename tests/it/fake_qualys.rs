@@ -80,19 +80,8 @@ impl FakeQualys {
     /// Puts a TLS front on the gateway with a fresh self-signed certificate
     /// for 127.0.0.1; returns its `https://` URL and the certificate (PEM).
     pub fn start_tls(&self) -> (String, String) {
-        use tokio_rustls::rustls::ServerConfig;
-        use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = super::support::tls_acceptor(&certified);
         let backend = self.url.trim_start_matches("http://").to_string();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -26,6 +26,15 @@ fn config(dir: &Path, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The settings mapper copied into `dir` and a configuration pinning it
+/// (to `pin`, or to its real digest) with `extra` YAML lines for its entry.
+fn pinned(dir: &Path, pin: Option<&str>, extra: &str) -> std::path::PathBuf {
+    let settings = component("settings-mapper");
+    std::fs::copy(settings, dir.join("settings.wasm")).unwrap();
+    let pin = pin.map_or_else(|| sha256(settings), str::to_string);
+    config(dir, &format!("plugins:\n  - path: settings.wasm\n    sha256: {pin}\n{extra}"))
+}
+
 fn list(args: &[&str], extra: &[&Path]) -> Value {
     let mut command = bin();
     command.args(["plugin", "list", "--no-config", "-o", "json"]).args(args);
@@ -58,15 +67,8 @@ fn plugin_list_shows_every_component_and_what_it_serves() {
 #[test]
 fn a_pinned_component_overrides_a_default_category_with_its_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = component("settings-mapper");
-    std::fs::copy(settings, dir.path().join("settings.wasm")).unwrap();
-    let config = config(
-        dir.path(),
-        &format!(
-            "plugins:\n  - path: settings.wasm\n    sha256: {}\n    categories: [Crypto_*]\n    settings: {{ports: \"3333,5555\", team: secops}}\n",
-            sha256(settings)
-        ),
-    );
+    let extra = "    categories: [Crypto_*]\n    settings: {ports: \"3333,5555\", team: secops}\n";
+    let config = pinned(dir.path(), None, extra);
     let input = findings(
         dir.path(),
         json!([{"uuid": "m1", "threatCategory": "Crypto_Mining", "namespace": "batch"},
@@ -116,9 +118,8 @@ fn list_with_config(config: &Path) -> Value {
 fn a_pin_that_does_not_match_is_refused_with_both_digests() {
     let dir = tempfile::tempdir().unwrap();
     let settings = component("settings-mapper");
-    std::fs::copy(settings, dir.path().join("settings.wasm")).unwrap();
     let wrong = "0".repeat(64);
-    let config = config(dir.path(), &format!("plugins:\n  - path: settings.wasm\n    sha256: {wrong}\n"));
+    let config = pinned(dir.path(), Some(&wrong), "");
     bin()
         .args(["plugin", "list", "--config"])
         .arg(&config)
@@ -148,15 +149,7 @@ fn a_category_claimed_twice_is_an_error_naming_both() {
 #[test]
 fn settings_reach_configure_and_a_refusal_stops_the_load() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = component("settings-mapper");
-    std::fs::copy(settings, dir.path().join("settings.wasm")).unwrap();
-    let config = config(
-        dir.path(),
-        &format!(
-            "plugins:\n  - path: settings.wasm\n    sha256: {}\n    settings: {{refuse: \"yes\"}}\n",
-            sha256(settings)
-        ),
-    );
+    let config = pinned(dir.path(), None, "    settings: {refuse: \"yes\"}\n");
     bin()
         .args(["plugin", "list", "--config"])
         .arg(&config)

@@ -91,7 +91,7 @@ impl FakeKube {
         let inner = Arc::new(Mutex::new(inner));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let acceptor = tls_acceptor(&certified);
+        let acceptor = crate::support::tls_acceptor(&certified);
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -184,22 +184,6 @@ impl FakeKube {
     pub fn requests(&self) -> Vec<String> {
         self.with(|inner| inner.requests.clone())
     }
-}
-
-/// A TLS server configuration for a self-signed certificate.
-fn tls_acceptor(certified: &rcgen::CertifiedKey<rcgen::KeyPair>) -> tokio_rustls::TlsAcceptor {
-    use tokio_rustls::rustls::ServerConfig;
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key)
-        .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// Accepts TLS connections for `axum::serve`; a failed handshake (an

@@ -10,7 +10,8 @@ use super::discovery::Resource;
 use super::request::{APPLY, MERGE, Request, STRATEGIC, Unknown};
 use super::selector::{parse_field_selector, parse_label_selector};
 use super::status::{
-    Answer, Failure, bad_request, cause, conflict, invalid, invalid_kind, modified, not_found, respond, status, with_warnings,
+    Answer, Failure, bad_request, cause, conflict, invalid, invalid_kind, modified, not_found, respond, status,
+    with_warnings,
 };
 use super::validate::{admit, check_body, undeclared};
 use super::{Inner, Key, key, now};
