@@ -81,7 +81,7 @@ impl FakeQualys {
     /// for 127.0.0.1; returns its `https://` URL and the certificate (PEM).
     pub fn start_tls(&self) -> (String, String) {
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let acceptor = super::support::tls_acceptor(&certified);
+        let acceptor = super::tls::tls_acceptor(&certified);
         let backend = self.url.trim_start_matches("http://").to_string();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

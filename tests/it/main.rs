@@ -21,3 +21,4 @@ mod scaffold;
 mod support;
 mod sync_api;
 mod sync_cluster;
+mod tls;

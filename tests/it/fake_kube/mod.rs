@@ -91,7 +91,7 @@ impl FakeKube {
         let inner = Arc::new(Mutex::new(inner));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
         let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let acceptor = crate::support::tls_acceptor(&certified);
+        let acceptor = crate::tls::tls_acceptor(&certified);
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
