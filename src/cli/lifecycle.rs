@@ -20,6 +20,14 @@ use crate::reconcile::{self, block_changes};
 
 /// Which policies a lifecycle command acts on.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kubectl qualys-respond promote cdr-crypto-mining-pool-ports
+  kubectl qualys-respond promote --all --older-than 24h       # every policy audited for a day
+  kubectl qualys-respond demote --all -n payments
+  kubectl qualys-respond promote cdr-manual-block-ip --dry-run=server
+
+Promoting re-validates the policy in enforce mode first; the time and the user (from the API
+server) are recorded in its qualys-respond.io/history annotation. See them with status.")]
 pub struct ModeArgs {
     /// The policies (metadata.name).
     #[arg(value_name = "NAME", required_unless_present = "all")]
