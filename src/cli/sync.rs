@@ -435,6 +435,7 @@ impl Run<'_> {
                 object
             })
             .collect();
+        let desired = without_gone_namespaces(cluster, desired).await?;
         let existing = cluster::managed(cluster, None).await?;
         let context = reconcile::Context { actor: cluster.actor().await, now: Utc::now(), versions: self.versions() };
         let handled: BTreeSet<String> = existing
@@ -449,6 +450,33 @@ impl Run<'_> {
         };
         Ok(reconcile::plan(desired, &existing, &context, self.args.prune.then_some(&rules)))
     }
+}
+
+/// `desired` without the policies of namespaces that no longer exist (the
+/// workload behind the finding is gone); each such namespace gets a warning.
+async fn without_gone_namespaces(cluster: &Cluster, desired: Vec<Value>) -> anyhow::Result<Vec<Value>> {
+    let namespaces: BTreeSet<String> = desired
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let mut gone = BTreeSet::new();
+    for namespace in namespaces {
+        if !cluster.namespace_exists(&namespace).await? {
+            gone.insert(namespace);
+        }
+    }
+    let (kept, dropped): (Vec<Value>, Vec<Value>) = desired
+        .into_iter()
+        .partition(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).is_none_or(|ns| !gone.contains(ns)));
+    for namespace in &gone {
+        let count = dropped
+            .iter()
+            .filter(|o| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace))
+            .count();
+        eprintln!("warning: namespace {namespace} no longer exists; its {count} policy(ies) were not applied");
+    }
+    Ok(kept)
 }
 
 fn source(args: &SyncArgs) -> anyhow::Result<Source> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -183,6 +184,16 @@ impl Cluster {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(ClusterError::from_kube(what, e)),
         }
+    }
+
+    /// True when the namespace exists.
+    pub async fn namespace_exists(&self, name: &str) -> Result<bool, ClusterError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let found = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| ClusterError::from_kube(format!("reading namespace {name}"), e))?;
+        Ok(found.is_some())
     }
 
     /// Who is making changes, for the history: the user the API server sees

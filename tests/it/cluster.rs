@@ -381,6 +381,20 @@ fn kubectl_sees_what_we_applied() {
 }
 
 #[test]
+fn policies_of_a_namespace_that_is_gone_are_not_applied() {
+    let fake = FakeKube::start();
+    let output = kube(&fake, &["sync", "--from-file", SAMPLE, "--apply"]).assert().success().get_output().clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning: namespace web no longer exists; its 4 policy(ies) were not applied"), "{stderr}");
+    let applied = names(&policies(&fake));
+    assert_eq!(
+        applied,
+        ["cdr-cloud-credentials-accessed-by-network-utility-imds-egress"],
+        "only namespace payments exists"
+    );
+}
+
+#[test]
 fn an_object_we_do_not_manage_is_never_taken_over() {
     let fake = cluster();
     let theirs = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicyNamespaced",

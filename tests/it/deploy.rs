@@ -58,6 +58,7 @@ fn the_cluster_role_grants_every_call_we_make() {
         ("networking.k8s.io", "servicecidrs", &["list"]),
         ("", "configmaps", &["get", "patch"]),
         ("", "nodes", &["list"]),
+        ("", "namespaces", &["get"]),
         ("", "services", &["get"]),
         ("", "endpoints", &["get"]),
         ("authentication.k8s.io", "selfsubjectreviews", &["create"]),
