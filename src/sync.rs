@@ -6,9 +6,6 @@
 //! was fetched, and the checkpoint only advances after the output was
 //! written: a run that fails or is killed half-way leaves the next run to do
 //! the same findings again.
-
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -124,31 +121,6 @@ pub async fn fetch(
                 }
             }
             Ok(Fetched { outcome: pipeline.finish(), window: Some(Window { start: query.start, end: query.end }) })
-        }
-    }
-}
-
-/// The state file, if the user named one.
-#[derive(Debug, Clone)]
-pub struct StateFile {
-    /// Its path.
-    pub path: PathBuf,
-    /// The overlap kept before the mark.
-    pub overlap: std::time::Duration,
-}
-
-impl StateFile {
-    /// The stored checkpoint.
-    pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        Checkpoint::load(&self.path)
-    }
-
-    /// Advances and stores the checkpoint after a run's output was written.
-    pub fn advance(&self, previous: Option<&Checkpoint>, outcome: &Outcome) -> Result<(), CheckpointError> {
-        let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
-        match Checkpoint::advance(previous, handled, self.overlap) {
-            Some(next) => next.store(&self.path),
-            None => Ok(()),
         }
     }
 }

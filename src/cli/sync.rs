@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::mappers::MapperArgs;
 use super::{Exit, cluster, print_stdout, read_input};
+use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
 use crate::finding::category_key;
@@ -28,7 +29,7 @@ use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
 use crate::reconcile;
-use crate::sync::{self, Fetched, Source, StateFile};
+use crate::sync::{self, Fetched, Source};
 
 /// Generate TracingPolicies from CDR findings.
 ///
@@ -316,14 +317,14 @@ struct Run<'a> {
 
 /// Where the checkpoint is kept.
 enum Store<'a> {
-    File(StateFile),
+    File(PathBuf),
     ConfigMap { cluster: &'a Cluster, namespace: String },
 }
 
 impl Run<'_> {
     fn store(&self) -> Option<Store<'_>> {
         if let Some(path) = &self.args.state_file {
-            return Some(Store::File(StateFile { path: path.clone(), overlap: self.args.overlap }));
+            return Some(Store::File(path.clone()));
         }
         // A findings file is an explicit input: only the API's windows need a mark.
         let from_api = self.args.from_file.is_none();
@@ -337,7 +338,7 @@ impl Run<'_> {
         let source = source(args)?;
         let store = self.store();
         let checkpoint = match &store {
-            Some(Store::File(state)) => state.load()?,
+            Some(Store::File(path)) => Checkpoint::load(path)?,
             Some(Store::ConfigMap { cluster, namespace }) => cluster.load_checkpoint(namespace).await?,
             None => None,
         };
@@ -390,9 +391,9 @@ impl Run<'_> {
         }
         if advance {
             let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
-            if let Some(next) = crate::checkpoint::Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
+            if let Some(next) = Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
                 match &store {
-                    Some(Store::File(state)) => next.store(&state.path)?,
+                    Some(Store::File(path)) => next.store(path)?,
                     Some(Store::ConfigMap { cluster, namespace }) => cluster.store_checkpoint(namespace, &next).await?,
                     None => {}
                 }

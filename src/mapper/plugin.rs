@@ -151,11 +151,15 @@ impl Output {
     /// by line, and returns the panic message among it, if any.
     fn forward(&mut self, info: &PluginInfo) -> Option<String> {
         let mut errors = Vec::new();
-        let mapper = if info.name.is_empty() { info.source.to_string() } else { info.name.clone() };
-        let mapper = mapper.as_str();
         for (i, (stream, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
             let contents = pipe.contents();
             let fresh = contents.get(self.logged[i]..).unwrap_or_default();
+            if fresh.is_empty() {
+                continue;
+            }
+            // Named only when the component wrote something: this runs after every call.
+            let mapper = if info.name.is_empty() { info.source.to_string() } else { info.name.clone() };
+            let mapper = mapper.as_str();
             for line in String::from_utf8_lossy(fresh).lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(mapper, stream, "{}", clip(line));
                 if stream == "stderr" {
