@@ -6,6 +6,7 @@
 //! was fetched, and the checkpoint only advances after the output was
 //! written: a run that fails or is killed half-way leaves the next run to do
 //! the same findings again.
+
 use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};

@@ -10,7 +10,7 @@ use super::{Exit, cluster, print_stdout};
 use crate::block;
 use crate::cluster::{Cluster, KubeArgs};
 use crate::policy::labels;
-use crate::policy::lifecycle::{Tuning, annotation, label};
+use crate::policy::lifecycle::{Tuning, annotation, annotation_items, label};
 
 /// List the policies kubectl qualys-respond manages.
 ///
@@ -79,11 +79,7 @@ struct Row {
 
 fn row(object: &Value) -> Row {
     let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
-    let list = |key| -> Vec<String> {
-        annotation(object, key)
-            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default()
-    };
+    let list = |key| -> Vec<String> { annotation_items(object, key).collect() };
     let finding_ids = list(labels::FINDING_IDS);
     let tuning = Tuning::of(object);
     let kind = text("/kind");

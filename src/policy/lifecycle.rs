@@ -74,6 +74,11 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 
 /// `metadata.<field>` of `object` as a map, made if missing; `None` when
 /// `object` is not a JSON object.
+/// The comma-separated annotation `key` of `object`, item by item, in stored order.
+pub fn annotation_items(object: &Value, key: &str) -> impl Iterator<Item = String> {
+    annotation(object, key).unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string)
+}
+
 fn metadata_map<'a>(object: &'a mut Value, field: &str) -> Option<&'a mut Map<String, Value>> {
     let metadata = object.as_object_mut()?.entry("metadata").or_insert_with(|| json!({})).as_object_mut()?;
     let entry = metadata.entry(field).or_insert_with(|| json!({}));
@@ -194,12 +199,10 @@ pub struct Tuning {
 impl Tuning {
     /// The tuning recorded on `object`.
     pub fn of(object: &Value) -> Tuning {
-        let set = |key| -> BTreeSet<String> {
-            annotation(object, key)
-                .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
-                .unwrap_or_default()
-        };
-        Tuning { binaries: set(labels::EXCLUDED_BINARIES), namespaces: set(labels::EXCLUDED_NAMESPACES) }
+        Tuning {
+            binaries: annotation_items(object, labels::EXCLUDED_BINARIES).collect(),
+            namespaces: annotation_items(object, labels::EXCLUDED_NAMESPACES).collect(),
+        }
     }
 
     /// Nothing excluded.
@@ -317,11 +320,7 @@ pub fn merge_existing(desired: &mut Value, existing: &Value) -> Result<(), Lifec
             tuning.apply(desired)?;
         }
     }
-    let list = |object: &Value, key| -> BTreeSet<String> {
-        annotation(object, key)
-            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default()
-    };
+    let list = |object: &Value, key| -> BTreeSet<String> { annotation_items(object, key).collect() };
     let old_ids = list(existing, labels::FINDING_IDS);
     let new_ids: BTreeSet<String> = list(desired, labels::FINDING_IDS).difference(&old_ids).cloned().collect();
     let old_count: usize =
