@@ -17,13 +17,13 @@ use crate::policy::validate::{TetragonVersion, validate};
 use crate::policy::{Mode, labels};
 
 /// When a policy we made no longer has a reason to exist.
-pub struct PruneRules {
+pub struct PruneRules<'a> {
     /// Audit-mode policies with no finding for this long go. Enforced
     /// policies were reviewed and promoted: age never removes them.
     pub after: Option<Duration>,
     /// Categories some mapper still handles; a generated policy of any
     /// other category goes.
-    pub handled: Box<dyn Fn(&str) -> bool>,
+    pub handled: &'a dyn Fn(&str) -> bool,
 }
 
 /// Who and when, for the history.
@@ -68,7 +68,7 @@ pub fn plan(
     desired: Vec<Value>,
     existing: &[Value],
     context: &Context,
-    prune: Option<&PruneRules>,
+    prune: Option<&PruneRules<'_>>,
 ) -> Result<Vec<Change>, Vec<String>> {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
@@ -114,7 +114,7 @@ pub fn plan(
     if errors.is_empty() { Ok(changes) } else { Err(errors) }
 }
 
-fn prune_reason(object: &Value, rules: &PruneRules, now: DateTime<Utc>) -> Option<String> {
+fn prune_reason(object: &Value, rules: &PruneRules<'_>, now: DateTime<Utc>) -> Option<String> {
     let category = label(object, labels::CATEGORY).unwrap_or_default();
     if !(rules.handled)(category) {
         return Some(format!("no mapper handles category {category} any more"));
@@ -223,7 +223,8 @@ mod tests {
     #[test]
     fn prune_spares_enforced_and_recent_policies() {
         let ctx = context();
-        let rules = PruneRules { after: Some(Duration::from_secs(3600)), handled: Box::new(|c| c != "gone") };
+        let handled = |c: &str| c != "gone";
+        let rules = PruneRules { after: Some(Duration::from_secs(3600)), handled: &handled };
         let old = lifecycle::timestamp(ctx.now - chrono::Duration::hours(3));
         let object = |category: &str, mode: &str| {
             json!({"metadata": {"labels": {labels::CATEGORY: category, labels::MODE: mode},
@@ -232,7 +233,7 @@ mod tests {
         assert!(prune_reason(&object("gone", "enforce"), &rules, ctx.now).unwrap().contains("no mapper"));
         assert!(prune_reason(&object("x", "audit"), &rules, ctx.now).unwrap().contains("no finding for 1h"));
         assert_eq!(prune_reason(&object("x", "enforce"), &rules, ctx.now), None);
-        let recent = PruneRules { after: Some(Duration::from_secs(5 * 3600)), handled: Box::new(|_| true) };
+        let recent = PruneRules { after: Some(Duration::from_secs(5 * 3600)), handled: &|_| true };
         assert_eq!(prune_reason(&object("x", "audit"), &recent, ctx.now), None);
     }
 }

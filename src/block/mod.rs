@@ -11,6 +11,7 @@
 
 pub mod guardrails;
 pub mod network;
+pub mod request;
 
 use std::collections::BTreeMap;
 

@@ -1,24 +1,21 @@
 //! `block` and `unblock`: manual blocks of destination addresses and ports,
 //! checked against the guardrails, applied in audit mode first like every
-//! other policy.
+//! other policy. The work is [`crate::block::request`]'s, shared with
+//! `serve`'s `/api/block` and `/api/unblock`.
 
 use std::time::Duration;
 
-use anyhow::bail;
 use chrono::Utc;
 use clap::Args;
-use serde_json::Value;
 
 use super::cluster::WriteArgs;
 use super::{Exit, cluster};
-use crate::block::guardrails::{check_ip, check_port, parse_ip, parse_port};
-use crate::block::{self, Entry, Target};
+use crate::block::guardrails::parse_ip;
+use crate::block::request::{self, BlockError, BlockRequest, MAX_ENTRIES, UnblockRequest, parse_values};
 use crate::cluster::Cluster;
-use crate::cluster::resource::Resource;
 use crate::policy::Mode;
-use crate::policy::lifecycle::{self, name_of};
 use crate::policy::validate::TetragonVersion;
-use crate::reconcile::{self, Context, block_changes};
+use crate::reconcile::Context;
 
 const BLOCK_EXAMPLES: &str = "\
 Examples:
@@ -55,7 +52,7 @@ pub struct BlockArgs {
     reason: String,
 
     /// Remove the entries after this long (the next sync or block removes them).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::ttl)]
     ttl: Option<Duration>,
 
     /// Mode of a new block policy; an existing one keeps its mode (promote or demote it).
@@ -75,7 +72,7 @@ pub struct BlockArgs {
     force: bool,
 
     /// Most entries one block policy may hold.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = MAX_ENTRIES)]
     max_entries: usize,
 
     /// Another range that must never be blocked (e.g. a VPN); repeatable.
@@ -115,158 +112,72 @@ pub struct UnblockArgs {
     write: WriteArgs,
 }
 
-async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> anyhow::Result<Option<Value>> {
-    let resource = if namespace.is_some() { Resource::TracingPolicyNamespaced } else { Resource::TracingPolicy };
-    let found = cluster.get(resource, namespace, target.policy_name()).await?;
-    if let Some(object) = &found
-        && !lifecycle::is_managed(object)
-    {
-        bail!("{} exists but is not managed by kubectl qualys-respond; it is left alone", name_of(object));
+/// The exit code of a request the library refused (printed), or the error.
+fn refused(error: BlockError) -> anyhow::Result<Exit> {
+    match error {
+        BlockError::Refused(reasons) => Ok(cluster::refuse(&reasons)),
+        BlockError::NotManaged(_) | BlockError::Corrupt { .. } => Ok(cluster::refuse(&[error.to_string()])),
+        BlockError::NothingToUnblock { warnings } => {
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            anyhow::bail!("nothing to unblock")
+        }
+        BlockError::Cluster(error) => Err(error.into()),
     }
-    Ok(found)
 }
 
-async fn companions(cluster: &Cluster, namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
-    Ok(match namespace {
-        Some(ns) => cluster.list(Resource::NetworkPolicy, Some(ns), &cluster::managed_selector()).await?,
-        None => Vec::new(),
-    })
+async fn context(cluster: &Cluster) -> Context {
+    Context { actor: cluster.actor().await, now: Utc::now(), versions: TetragonVersion::ALL.to_vec() }
 }
 
 pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
-    let mut refusals = Vec::new();
-    let ips: Vec<ipnet::IpNet> =
-        args.ip.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
-    let ports: Vec<u16> = args.port.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e)).ok()).collect();
-    if !refusals.is_empty() {
-        return Ok(cluster::refuse(&refusals));
+    let (ips, ports) = match parse_values(&args.ip, &args.port) {
+        Ok(values) => values,
+        Err(error) => return refused(error),
+    };
+    let mut protect = Vec::new();
+    for cidr in &args.protect {
+        protect.push((parse_ip(cidr).map_err(anyhow::Error::msg)?, cidr.clone()));
     }
+    let request = BlockRequest {
+        ips,
+        ports,
+        reason: args.reason.clone(),
+        ttl: args.ttl,
+        action: args.action,
+        namespace: args.namespace.clone(),
+        network_policy: args.network_policy,
+        force: args.force,
+        max_entries: args.max_entries,
+        protect,
+    };
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
-        let mut protected = cluster.protected().await?;
-        for cidr in &args.protect {
-            protected.range(parse_ip(cidr).map_err(anyhow::Error::msg)?, format!("--protect {cidr}"), false);
-        }
-        refusals.extend(ips.iter().filter_map(|ip| check_ip(ip, &protected, args.force)));
-        refusals.extend(ports.iter().filter_map(|port| check_port(*port, &protected, args.force)));
-        if !refusals.is_empty() {
-            return Ok(cluster::refuse(&refusals));
-        }
-        let namespace = args.namespace.as_deref();
-        let context =
-            Context { actor: cluster.actor().await, now: Utc::now(), versions: TetragonVersion::ALL.to_vec() };
-        let existing = companions(&cluster, namespace).await?;
-        let mut changes = Vec::new();
-        let wanted = [
-            (Target::Ip, ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>()),
-            (Target::Port, ports.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
-        ];
-        for (target, values) in wanted.into_iter().filter(|(_, v)| !v.is_empty()) {
-            let old = current(&cluster, target, namespace).await?;
-            let mut entries: Vec<Entry> = match &old {
-                Some(old) => block::entries_of(old).map_err(anyhow::Error::msg)?,
-                None => Vec::new(),
-            };
-            entries.retain(|e| !e.expired(context.now));
-            let new_entries = values
-                .into_iter()
-                .map(|value| block::entry(value, &args.reason, &context.actor, context.now, args.ttl))
-                .collect();
-            block::upsert(&mut entries, new_entries);
-            if entries.len() > args.max_entries {
-                return Ok(cluster::refuse(&[format!(
-                    "{} would hold {} entries, more than --max-entries {}; unblock some or raise the limit",
-                    target.policy_name(),
-                    entries.len(),
-                    args.max_entries
-                )]));
-            }
-            let existing_mode = old.as_ref().and_then(lifecycle::mode_of);
-            if let (Some(existing_mode), Some(wanted_mode)) = (existing_mode, args.action)
-                && existing_mode != wanted_mode
-            {
-                let verb = if wanted_mode == Mode::Sigkill { "promote" } else { "demote" };
-                return Ok(cluster::refuse(&[format!(
-                    "{} is in {} mode; {verb} it (kubectl qualys-respond {verb} {}) or leave out --action",
-                    target.policy_name(),
-                    existing_mode.label(),
-                    target.policy_name()
-                )]));
-            }
-            let mode = existing_mode.or(args.action).unwrap_or_default();
-            let network = args.network_policy
-                || old.as_ref().and_then(|o| lifecycle::annotation(o, block::NETWORK_POLICY)) == Some("true");
-            let mut new = block::build(target, &entries, namespace, mode, network && target == Target::Ip);
-            match &old {
-                Some(old) => lifecycle::carry_over(&mut new, old)?,
-                None => lifecycle::record(&mut new, "created", &context.actor, context.now),
-            }
-            if let Err(error) = reconcile::check(&new, &context.versions) {
-                return Ok(cluster::refuse(&[error]));
-            }
-            changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
-        }
-        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
+        let protected = cluster.protected().await?;
+        let planned = match request::plan_block(&cluster, &request, &protected, &context(&cluster).await).await {
+            Ok(planned) => planned,
+            Err(error) => return refused(error),
+        };
+        cluster::carry_out(&cluster, planned.changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }
 
 pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
-    let mut problems = Vec::new();
-    let ips: Vec<String> =
-        args.ip.iter().filter_map(|v| parse_ip(v).map(|n| n.to_string()).map_err(|e| problems.push(e)).ok()).collect();
-    let ports: Vec<String> = args
-        .port
-        .iter()
-        .filter_map(|v| parse_port(v).map(|p| p.to_string()).map_err(|e| problems.push(e)).ok())
-        .collect();
-    if !problems.is_empty() {
-        return Ok(cluster::refuse(&problems));
-    }
+    let (ips, ports) = match parse_values(&args.ip, &args.port) {
+        Ok(values) => values,
+        Err(error) => return refused(error),
+    };
+    let request = UnblockRequest { ips, ports, all: args.all, namespace: args.namespace.clone() };
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
-        let namespace = args.namespace.as_deref();
-        let context =
-            Context { actor: cluster.actor().await, now: Utc::now(), versions: TetragonVersion::ALL.to_vec() };
-        let existing = companions(&cluster, namespace).await?;
-        let mut changes = Vec::new();
-        let mut not_blocked: Vec<String> = Vec::new();
-        let mut removed = 0;
-        for (target, values) in [(Target::Ip, &ips), (Target::Port, &ports)] {
-            if values.is_empty() && !args.all {
-                continue;
-            }
-            let Some(old) = current(&cluster, target, namespace).await? else {
-                not_blocked.extend(values.iter().cloned());
-                continue;
-            };
-            let entries = block::entries_of(&old).map_err(anyhow::Error::msg)?;
-            let (gone, kept): (Vec<Entry>, Vec<Entry>) =
-                entries.into_iter().partition(|e| args.all || values.contains(&e.value));
-            not_blocked.extend(values.iter().filter(|v| !gone.iter().any(|e| &e.value == *v)).cloned());
-            if gone.is_empty() {
-                continue;
-            }
-            removed += gone.len();
-            let reason = format!("unblocked: {}", gone.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(", "));
-            let new = if kept.is_empty() {
-                None
-            } else {
-                let mut rebuilt = reconcile::rebuild_block(&old, kept, &context).map_err(anyhow::Error::msg)?;
-                lifecycle::record(&mut rebuilt, "unblocked", &context.actor, context.now);
-                Some(rebuilt)
-            };
-            changes.extend(block_changes(Some(&old), new, &existing, &reason));
-        }
-        for value in &not_blocked {
-            eprintln!("warning: {value} was not blocked{}", namespace.map(|n| format!(" in {n}")).unwrap_or_default());
-        }
-        if removed == 0 {
-            bail!("nothing to unblock");
-        }
-        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
+        let planned = match request::plan_unblock(&cluster, &request, &context(&cluster).await).await {
+            Ok(planned) => planned,
+            Err(error) => return refused(error),
+        };
+        planned.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+        cluster::carry_out(&cluster, planned.changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }

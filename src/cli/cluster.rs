@@ -1,14 +1,11 @@
-//! What the commands that touch the cluster share: the runtime, reading
-//! every object we manage, and finishing a run with its report.
+//! What the commands that touch the cluster share: the runtime, the write
+//! flags, and finishing a run with its report.
 
 use anyhow::Context;
-use serde_json::Value;
 
 use super::{Exit, print_stdout};
 use crate::cluster::apply::{Change, DryRun, Report, execute};
-use crate::cluster::resource::Resource;
-use crate::cluster::{Cluster, ClusterError, KubeArgs};
-use crate::policy::labels;
+use crate::cluster::{Cluster, KubeArgs};
 
 /// The flags of every command that writes to the cluster.
 #[derive(Debug, clap::Args)]
@@ -25,21 +22,6 @@ pub struct WriteArgs {
 /// A single-threaded runtime for one command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
-}
-
-/// `app.kubernetes.io/managed-by=kubectl-qualys-respond`.
-pub fn managed_selector() -> String {
-    format!("{}={}", labels::MANAGED_BY, labels::MANAGER)
-}
-
-/// Every policy object we manage (both TracingPolicy kinds and the
-/// NetworkPolicies), in `namespace` (plus the cluster-wide ones) or everywhere.
-pub async fn managed(cluster: &Cluster, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
-    let mut out = Vec::new();
-    for resource in Resource::POLICIES {
-        out.extend(cluster.list(*resource, namespace, &managed_selector()).await?);
-    }
-    Ok(out)
 }
 
 /// Applies `changes`, prints the report on stdout, and fails if a write failed.

@@ -101,7 +101,7 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
-        let existing = cluster::managed(&cluster, args.namespace.as_deref()).await?;
+        let existing = cluster.managed(args.namespace.as_deref()).await?;
         let policies: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o)).collect();
         let missing: Vec<&String> = args.names.iter().filter(|n| !policies.iter().any(|p| name(p) == *n)).collect();
         if !missing.is_empty() {
@@ -153,7 +153,7 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
-        let existing = cluster::managed(&cluster, args.namespace.as_deref()).await?;
+        let existing = cluster.managed(args.namespace.as_deref()).await?;
         let found: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();
         let old = match found.as_slice() {
             [] => anyhow::bail!("no managed TracingPolicy named {} (see kubectl qualys-respond status)", args.name),

@@ -3,14 +3,11 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::{Exit, cluster, print_stdout};
-use crate::block;
 use crate::cluster::{Cluster, KubeArgs};
-use crate::policy::labels;
-use crate::policy::lifecycle::{Tuning, annotation, annotation_items, label};
+use crate::status::{Row, rows};
 
 /// List the policies kubectl qualys-respond manages.
 ///
@@ -48,65 +45,6 @@ enum Format {
     Table,
     Yaml,
     Json,
-}
-
-/// One managed object, as `-o yaml|json` shows it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    name: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<String>,
-    source: String,
-    category: String,
-    technique: String,
-    mode: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode_since: Option<String>,
-    created: String,
-    indicators: Vec<String>,
-    finding_count: usize,
-    finding_ids: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    excluded_binaries: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    excluded_namespaces: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    blocks: Vec<block::Entry>,
-    history: Value,
-}
-
-fn row(object: &Value) -> Row {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
-    let list = |key| -> Vec<String> { annotation_items(object, key).collect() };
-    let finding_ids = list(labels::FINDING_IDS);
-    let tuning = Tuning::of(object);
-    let kind = text("/kind");
-    Row {
-        name: text("/metadata/name"),
-        namespace: object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-        source: label(object, labels::SOURCE).unwrap_or("-").to_string(),
-        category: label(object, labels::CATEGORY).unwrap_or("-").to_string(),
-        technique: label(object, labels::TECHNIQUE).unwrap_or("-").to_string(),
-        mode: if kind == "NetworkPolicy" {
-            "enforce".into()
-        } else {
-            label(object, labels::MODE).unwrap_or("-").into()
-        },
-        kind,
-        mode_since: annotation(object, labels::MODE_SINCE).map(str::to_string),
-        created: text("/metadata/creationTimestamp"),
-        indicators: list(labels::INDICATORS),
-        finding_count: annotation(object, labels::FINDING_COUNT)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(finding_ids.len()),
-        finding_ids,
-        excluded_binaries: tuning.binaries.into_iter().collect(),
-        excluded_namespaces: tuning.namespaces.into_iter().collect(),
-        blocks: block::entries_of(object).unwrap_or_default(),
-        history: annotation(object, labels::HISTORY).and_then(|h| serde_json::from_str(h).ok()).unwrap_or(Value::Null),
-    }
 }
 
 /// `3d`, `5h`, `12m`, `40s`, as kubectl shows ages.
@@ -170,7 +108,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
         let cluster = Cluster::connect(&args.kube).await?;
         cluster.ensure_tetragon().await?;
         let namespace = args.namespace.as_deref().filter(|_| !args.all_namespaces);
-        let mut objects = cluster::managed(&cluster, namespace).await?;
+        let mut objects = cluster.managed(namespace).await?;
         if !args.names.is_empty() {
             objects.retain(|o| {
                 let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -188,8 +126,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
                 );
             }
         }
-        let mut rows: Vec<Row> = objects.iter().map(row).collect();
-        rows.sort_by(|a, b| (&a.namespace, &a.name, &a.kind).cmp(&(&b.namespace, &b.name, &b.kind)));
+        let rows = rows(&objects);
         let text = match args.output {
             Format::Table if rows.is_empty() => "No managed policies found.\n".to_string(),
             Format::Table => table(&rows),

@@ -8,10 +8,6 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
-use std::collections::{BTreeSet, HashMap};
-
-use serde_json::Value;
-
 use super::mappers::MapperArgs;
 use super::{Exit, cluster, print_stdout, read_input};
 use crate::checkpoint::Checkpoint;
@@ -23,12 +19,11 @@ use crate::output;
 use crate::pipeline::Options;
 use crate::policy::Mode;
 use crate::policy::validate::TetragonVersion;
-use crate::policy::{labels, lifecycle};
 use crate::qualys::client::{Client, ClientConfig, FindingsQuery};
 use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
-use crate::reconcile;
+use crate::{reconcile, rollout};
 use crate::sync::{self, Fetched, Source};
 
 /// Generate TracingPolicies from CDR findings.
@@ -422,62 +417,16 @@ impl Run<'_> {
         registry: &Registry,
         outcome: &crate::pipeline::Outcome,
     ) -> anyhow::Result<Result<Vec<Change>, Vec<String>>> {
-        let detected: HashMap<&str, DateTime<Utc>> =
-            outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
-        let desired: Vec<Value> = outcome
-            .policies
-            .iter()
-            .map(|assembled| {
-                let mut object = assembled.object.to_value();
-                let latest = assembled.finding_ids.iter().filter_map(|id| detected.get(id.as_str())).max();
-                if let Some(latest) = latest {
-                    lifecycle::set_annotation(&mut object, labels::LAST_DETECTED, Some(&lifecycle::timestamp(*latest)));
-                }
-                object
-            })
-            .collect();
-        let desired = without_gone_namespaces(cluster, desired).await?;
-        let existing = cluster::managed(cluster, None).await?;
         let context = reconcile::Context { actor: cluster.actor().await, now: Utc::now(), versions: self.versions() };
-        let handled: BTreeSet<String> = existing
-            .iter()
-            .filter_map(|o| lifecycle::label(o, labels::CATEGORY))
-            .map(category_key)
-            .filter(|key| registry.handles(key))
-            .collect();
-        let rules = reconcile::PruneRules {
-            after: self.args.prune_after,
-            handled: Box::new(move |category| handled.contains(&category_key(category))),
-        };
-        Ok(reconcile::plan(desired, &existing, &context, self.args.prune.then_some(&rules)))
-    }
-}
-
-/// `desired` without the policies of namespaces that no longer exist (the
-/// workload behind the finding is gone); each such namespace gets a warning.
-async fn without_gone_namespaces(cluster: &Cluster, desired: Vec<Value>) -> anyhow::Result<Vec<Value>> {
-    let namespaces: BTreeSet<String> = desired
-        .iter()
-        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
-    let mut gone = BTreeSet::new();
-    for namespace in namespaces {
-        if !cluster.namespace_exists(&namespace).await? {
-            gone.insert(namespace);
+        let handled = |category: &str| registry.handles(&category_key(category));
+        let rules = reconcile::PruneRules { after: self.args.prune_after, handled: &handled };
+        let plan =
+            rollout::plan(cluster, rollout::desired(outcome), &context, self.args.prune.then_some(&rules)).await?;
+        for (namespace, count) in &plan.gone_namespaces {
+            eprintln!("warning: namespace {namespace} no longer exists; its {count} policy(ies) were not applied");
         }
+        Ok(if plan.errors.is_empty() { Ok(plan.changes) } else { Err(plan.errors) })
     }
-    let (kept, dropped): (Vec<Value>, Vec<Value>) = desired
-        .into_iter()
-        .partition(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).is_none_or(|ns| !gone.contains(ns)));
-    for namespace in &gone {
-        let count = dropped
-            .iter()
-            .filter(|o| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace))
-            .count();
-        eprintln!("warning: namespace {namespace} no longer exists; its {count} policy(ies) were not applied");
-    }
-    Ok(kept)
 }
 
 fn source(args: &SyncArgs) -> anyhow::Result<Source> {

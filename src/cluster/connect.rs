@@ -128,6 +128,16 @@ impl Cluster {
         list.items.into_iter().map(|item| as_value(item, &ar)).collect()
     }
 
+    /// Every policy object we manage (both TracingPolicy kinds and the
+    /// NetworkPolicies), in `namespace` (plus the cluster-wide ones) or everywhere.
+    pub async fn managed(&self, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+        let mut out = Vec::new();
+        for resource in Resource::POLICIES {
+            out.extend(self.list(*resource, namespace, &super::managed_selector()).await?);
+        }
+        Ok(out)
+    }
+
     /// One object, or `None` when it does not exist.
     pub async fn get(
         &self,

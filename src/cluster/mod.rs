@@ -22,3 +22,9 @@ pub use error::ClusterError;
 
 /// Our field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "kubectl-qualys-respond";
+
+/// `app.kubernetes.io/managed-by=kubectl-qualys-respond`: the label selector of
+/// every object we manage.
+pub fn managed_selector() -> String {
+    format!("{}={}", crate::policy::labels::MANAGED_BY, crate::policy::labels::MANAGER)
+}

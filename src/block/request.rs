@@ -1,0 +1,250 @@
+//! A block or unblock request, from whichever door it came in (`block` and
+//! `unblock` on the command line, `POST /api/block` and `/api/unblock` on
+//! the server), turned into the changes that carry it out. Both doors share
+//! this code, so they share every guardrail, the audit default and the
+//! objects they write.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+use super::guardrails::{Protected, check_ip, check_port, parse_ip, parse_port};
+use super::{Entry, Target, entries_of, entry, upsert};
+use crate::cluster::apply::Change;
+use crate::cluster::resource::Resource;
+use crate::cluster::{Cluster, ClusterError, managed_selector};
+use crate::policy::Mode;
+use crate::policy::lifecycle::{self, name_of};
+use crate::reconcile::{self, Context, block_changes};
+
+/// Default cap on the entries of one block policy.
+pub const MAX_ENTRIES: usize = 256;
+
+/// Why a block or unblock request writes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// Values or the resulting policy refused: every reason, one per line.
+    #[error("{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    /// Nothing the request names is blocked.
+    #[error("nothing to unblock")]
+    NothingToUnblock {
+        /// The values that were not blocked.
+        warnings: Vec<String>,
+    },
+    /// A block policy of that name exists and is not ours.
+    #[error("{0} exists but is not managed by kubectl qualys-respond; it is left alone")]
+    NotManaged(String),
+    /// A block policy we made whose entries cannot be read.
+    #[error("{name}: {reason}")]
+    Corrupt {
+        /// The object.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The cluster could not be read.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// What to block, as parsed and checked for form (not yet for the cluster).
+#[derive(Debug, Clone, Default)]
+pub struct BlockRequest {
+    /// Destination ranges.
+    pub ips: Vec<IpNet>,
+    /// Destination ports.
+    pub ports: Vec<u16>,
+    /// Why, recorded with each entry.
+    pub reason: String,
+    /// Entries expire after this long.
+    pub ttl: Option<Duration>,
+    /// Mode of a new block policy (an existing one keeps its mode).
+    pub action: Option<Mode>,
+    /// One namespace (a TracingPolicyNamespaced), or every container.
+    pub namespace: Option<String>,
+    /// Also a NetworkPolicy in the namespace while enforced.
+    pub network_policy: bool,
+    /// Override the forceable refusals.
+    pub force: bool,
+    /// Most entries one block policy may hold.
+    pub max_entries: usize,
+    /// Further ranges that must never be blocked, with how the user named them.
+    pub protect: Vec<(IpNet, String)>,
+}
+
+/// What to unblock.
+#[derive(Debug, Clone, Default)]
+pub struct UnblockRequest {
+    /// Ranges, as blocked.
+    pub ips: Vec<IpNet>,
+    /// Ports.
+    pub ports: Vec<u16>,
+    /// Every entry of the block policies in scope.
+    pub all: bool,
+    /// The namespace the block was made in, or the cluster-wide block.
+    pub namespace: Option<String>,
+}
+
+/// The changes a request makes, and what the operator should hear.
+#[derive(Debug)]
+pub struct Planned {
+    /// In order.
+    pub changes: Vec<Change>,
+    /// Values that were not blocked, and the like.
+    pub warnings: Vec<String>,
+}
+
+/// Parses addresses (or CIDRs) and ports; every value that does not parse
+/// is a refusal.
+pub fn parse_values(ips: &[String], ports: &[String]) -> Result<(Vec<IpNet>, Vec<u16>), BlockError> {
+    let mut refusals = Vec::new();
+    let ips = ips.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
+    let ports = ports.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e)).ok()).collect();
+    if refusals.is_empty() { Ok((ips, ports)) } else { Err(BlockError::Refused(refusals)) }
+}
+
+fn resource_for(namespace: Option<&str>) -> Resource {
+    if namespace.is_some() { Resource::TracingPolicyNamespaced } else { Resource::TracingPolicy }
+}
+
+/// The block policy of `target` in scope, if there is one (and it is ours).
+async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> Result<Option<Value>, BlockError> {
+    let found = cluster.get(resource_for(namespace), namespace, target.policy_name()).await?;
+    if let Some(object) = &found
+        && !lifecycle::is_managed(object)
+    {
+        return Err(BlockError::NotManaged(name_of(object)));
+    }
+    Ok(found)
+}
+
+/// The NetworkPolicies we manage in the block's namespace.
+async fn companions(cluster: &Cluster, namespace: Option<&str>) -> Result<Vec<Value>, BlockError> {
+    Ok(match namespace {
+        Some(ns) => cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?,
+        None => Vec::new(),
+    })
+}
+
+fn entries(object: &Value) -> Result<Vec<Entry>, BlockError> {
+    entries_of(object).map_err(|reason| BlockError::Corrupt { name: name_of(object), reason })
+}
+
+/// The changes that add `request`'s values to the block policies, checked
+/// against `protected` (the cluster's guardrails) and validated.
+pub async fn plan_block(
+    cluster: &Cluster,
+    request: &BlockRequest,
+    protected: &Protected,
+    context: &Context,
+) -> Result<Planned, BlockError> {
+    let mut protected = protected.clone();
+    for (net, named) in &request.protect {
+        protected.range(*net, format!("--protect {named}"), false);
+    }
+    let mut refusals: Vec<String> = request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).collect();
+    refusals.extend(request.ports.iter().filter_map(|port| check_port(*port, &protected, request.force)));
+    if !refusals.is_empty() {
+        return Err(BlockError::Refused(refusals));
+    }
+    let namespace = request.namespace.as_deref();
+    let existing = companions(cluster, namespace).await?;
+    let mut changes = Vec::new();
+    let wanted = [
+        (Target::Ip, request.ips.iter().map(IpNet::to_string).collect::<Vec<_>>()),
+        (Target::Port, request.ports.iter().map(u16::to_string).collect::<Vec<_>>()),
+    ];
+    for (target, values) in wanted.into_iter().filter(|(_, v)| !v.is_empty()) {
+        let old = current(cluster, target, namespace).await?;
+        let mut entries = match &old {
+            Some(old) => entries(old)?,
+            None => Vec::new(),
+        };
+        entries.retain(|e| !e.expired(context.now));
+        let new_entries = values
+            .into_iter()
+            .map(|value| entry(value, &request.reason, &context.actor, context.now, request.ttl))
+            .collect();
+        upsert(&mut entries, new_entries);
+        if entries.len() > request.max_entries {
+            return Err(BlockError::Refused(vec![format!(
+                "{} would hold {} entries, more than --max-entries {}; unblock some or raise the limit",
+                target.policy_name(),
+                entries.len(),
+                request.max_entries
+            )]));
+        }
+        let existing_mode = old.as_ref().and_then(lifecycle::mode_of);
+        if let (Some(existing_mode), Some(wanted_mode)) = (existing_mode, request.action)
+            && existing_mode != wanted_mode
+        {
+            let verb = if wanted_mode == Mode::Sigkill { "promote" } else { "demote" };
+            return Err(BlockError::Refused(vec![format!(
+                "{} is in {} mode; {verb} it (kubectl qualys-respond {verb} {}) or leave out --action",
+                target.policy_name(),
+                existing_mode.label(),
+                target.policy_name()
+            )]));
+        }
+        let mode = existing_mode.or(request.action).unwrap_or_default();
+        let network = request.network_policy
+            || old.as_ref().and_then(|o| lifecycle::annotation(o, super::NETWORK_POLICY)) == Some("true");
+        let mut new = super::build(target, &entries, namespace, mode, network && target == Target::Ip);
+        match &old {
+            Some(old) => lifecycle::carry_over(&mut new, old).map_err(|e| BlockError::Refused(vec![e.to_string()]))?,
+            None => lifecycle::record(&mut new, "created", &context.actor, context.now),
+        }
+        reconcile::check(&new, &context.versions).map_err(|error| BlockError::Refused(vec![error]))?;
+        changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
+    }
+    Ok(Planned { changes, warnings: Vec::new() })
+}
+
+/// The changes that remove `request`'s values: a block policy shrinks, or
+/// goes (with its NetworkPolicy) with its last entry.
+pub async fn plan_unblock(
+    cluster: &Cluster,
+    request: &UnblockRequest,
+    context: &Context,
+) -> Result<Planned, BlockError> {
+    let namespace = request.namespace.as_deref();
+    let existing = companions(cluster, namespace).await?;
+    let ips: Vec<String> = request.ips.iter().map(IpNet::to_string).collect();
+    let ports: Vec<String> = request.ports.iter().map(u16::to_string).collect();
+    let mut changes = Vec::new();
+    let mut not_blocked: Vec<String> = Vec::new();
+    let mut removed = 0;
+    for (target, values) in [(Target::Ip, &ips), (Target::Port, &ports)] {
+        if values.is_empty() && !request.all {
+            continue;
+        }
+        let Some(old) = current(cluster, target, namespace).await? else {
+            not_blocked.extend(values.iter().cloned());
+            continue;
+        };
+        let (gone, kept): (Vec<Entry>, Vec<Entry>) =
+            entries(&old)?.into_iter().partition(|e| request.all || values.contains(&e.value));
+        not_blocked.extend(values.iter().filter(|v| !gone.iter().any(|e| &e.value == *v)).cloned());
+        if gone.is_empty() {
+            continue;
+        }
+        removed += gone.len();
+        let reason = format!("unblocked: {}", gone.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(", "));
+        let new = if kept.is_empty() {
+            None
+        } else {
+            let mut rebuilt = reconcile::rebuild_block(&old, kept, context).map_err(|e| BlockError::Refused(vec![e]))?;
+            lifecycle::record(&mut rebuilt, "unblocked", &context.actor, context.now);
+            Some(rebuilt)
+        };
+        changes.extend(block_changes(Some(&old), new, &existing, &reason));
+    }
+    let scope = namespace.map(|n| format!(" in {n}")).unwrap_or_default();
+    let warnings = not_blocked.iter().map(|value| format!("{value} was not blocked{scope}")).collect();
+    if removed == 0 {
+        return Err(BlockError::NothingToUnblock { warnings });
+    }
+    Ok(Planned { changes, warnings })
+}

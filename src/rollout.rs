@@ -1,0 +1,89 @@
+//! From a pipeline's outcome to the changes that bring the cluster there:
+//! the objects as they will be stored (with their latest detection), minus
+//! those of namespaces that are gone, planned against every object we
+//! manage. `sync --apply`, `diff` and `serve` all go through here.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::cluster::apply::Change;
+use crate::cluster::{Cluster, ClusterError};
+use crate::pipeline::Outcome;
+use crate::policy::{labels, lifecycle};
+use crate::reconcile::{self, Context, PruneRules};
+
+/// The changes a run would make.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// In order; empty when `errors` is not.
+    pub changes: Vec<Change>,
+    /// Objects that would not be valid once merged: nothing may be written.
+    pub errors: Vec<String>,
+    /// Namespaces that no longer exist, with how many policies they lost.
+    pub gone_namespaces: Vec<(String, usize)>,
+    /// Every object we manage, as read before planning.
+    pub existing: Vec<Value>,
+}
+
+/// The objects of `outcome` as they will be applied: each carries the
+/// latest detection time of the findings behind it.
+pub fn desired(outcome: &Outcome) -> Vec<Value> {
+    let detected: HashMap<&str, DateTime<Utc>> = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    outcome
+        .policies
+        .iter()
+        .map(|assembled| {
+            let mut object = assembled.object.to_value();
+            let latest = assembled.finding_ids.iter().filter_map(|id| detected.get(id.as_str())).max();
+            if let Some(latest) = latest {
+                lifecycle::set_annotation(&mut object, labels::LAST_DETECTED, Some(&lifecycle::timestamp(*latest)));
+            }
+            object
+        })
+        .collect()
+}
+
+/// Plans `desired` against the cluster.
+pub async fn plan(
+    cluster: &Cluster,
+    desired: Vec<Value>,
+    context: &Context,
+    prune: Option<&PruneRules<'_>>,
+) -> Result<Plan, ClusterError> {
+    let (desired, gone_namespaces) = without_gone_namespaces(cluster, desired).await?;
+    let existing = cluster.managed(None).await?;
+    let (changes, errors) = match reconcile::plan(desired, &existing, context, prune) {
+        Ok(changes) => (changes, Vec::new()),
+        Err(errors) => (Vec::new(), errors),
+    };
+    Ok(Plan { changes, errors, gone_namespaces, existing })
+}
+
+/// `desired` without the policies of namespaces that no longer exist (the
+/// workload behind the finding is gone), and those namespaces with how many
+/// policies each lost.
+async fn without_gone_namespaces(
+    cluster: &Cluster,
+    desired: Vec<Value>,
+) -> Result<(Vec<Value>, Vec<(String, usize)>), ClusterError> {
+    let namespace_of = |o: &Value| o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    let namespaces: BTreeSet<String> = desired.iter().filter_map(namespace_of).collect();
+    let mut gone = BTreeSet::new();
+    for namespace in namespaces {
+        if !cluster.namespace_exists(&namespace).await? {
+            gone.insert(namespace);
+        }
+    }
+    let (kept, dropped): (Vec<Value>, Vec<Value>) =
+        desired.into_iter().partition(|o| namespace_of(o).is_none_or(|ns| !gone.contains(&ns)));
+    let counts = gone
+        .into_iter()
+        .map(|namespace| {
+            let count = dropped.iter().filter(|o| namespace_of(o).as_ref() == Some(&namespace)).count();
+            (namespace, count)
+        })
+        .collect();
+    Ok((kept, counts))
+}
