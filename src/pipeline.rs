@@ -17,6 +17,7 @@ use crate::policy::{Assembled, Assembler, Draft, Mode};
 use crate::qualys::records::Record;
 use crate::qualys::wire;
 use crate::report::{Report, Skip, SkipReason};
+use crate::reputation::Assessment;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -51,6 +52,14 @@ pub fn run(records: Vec<Record>, registry: &mut Registry, options: &Options) -> 
     pipeline.finish()
 }
 
+/// One record as a finding, or the skip that reports why it is none.
+pub fn parse(record: Record) -> Result<Finding, Skip> {
+    record
+        .value
+        .and_then(|value| wire::to_finding(&value).map_err(|e| e.0))
+        .map_err(|why| Skip { subject: record.position, reason: SkipReason::Malformed(why) })
+}
+
 /// A run in progress.
 pub struct Pipeline<'r> {
     registry: &'r mut Registry,
@@ -61,6 +70,7 @@ pub struct Pipeline<'r> {
     seen: BTreeSet<String>,
     categories: BTreeMap<String, String>,
     handled: Vec<(String, DateTime<Utc>)>,
+    observer: Option<Box<dyn FnMut(std::time::Duration) + Send + 'r>>,
 }
 
 impl<'r> Pipeline<'r> {
@@ -75,7 +85,14 @@ impl<'r> Pipeline<'r> {
             seen: BTreeSet::new(),
             categories: BTreeMap::new(),
             handled: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Calls `observer` with the duration of every mapper call.
+    pub fn with_observer(mut self, observer: impl FnMut(std::time::Duration) + Send + 'r) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
     }
 
     /// Skips findings that an earlier run already handled.
@@ -86,15 +103,18 @@ impl<'r> Pipeline<'r> {
 
     /// Normalises and maps one record.
     pub fn push(&mut self, record: Record) {
-        self.report.records += 1;
-        let parsed = record.value.and_then(|value| wire::to_finding(&value).map_err(|e| e.0));
-        let finding = match parsed {
-            Ok(finding) => finding,
-            Err(why) => {
-                self.report.skipped.push(Skip { subject: record.position, reason: SkipReason::Malformed(why) });
-                return;
+        match parse(record) {
+            Ok(finding) => self.push_finding(finding, &Assessment::default()),
+            Err(skip) => {
+                self.report.records += 1;
+                self.report.skipped.push(skip);
             }
-        };
+        }
+    }
+
+    /// Maps one finding, with the judgement on its addresses.
+    pub fn push_finding(&mut self, finding: Finding, assessment: &Assessment) {
+        self.report.records += 1;
         if self.checkpoint.as_ref().is_some_and(|c| c.seen(&finding.id, finding.detected_at)) {
             self.report.already_handled += 1;
             return;
@@ -103,14 +123,14 @@ impl<'r> Pipeline<'r> {
             self.report.duplicates += 1;
             return;
         }
-        self.map(&finding);
+        self.map(&finding, assessment);
         if let Some(detected) = finding.detected_at {
             self.handled.push((finding.id.clone(), detected));
         }
         self.categories.insert(finding.id, finding.category);
     }
 
-    fn map(&mut self, finding: &Finding) {
+    fn map(&mut self, finding: &Finding, assessment: &Assessment) {
         let key = finding.category_key();
         *self.report.findings.entry(key.clone()).or_default() += 1;
         let subject = || format!("finding {} ({})", finding.id, finding.category);
@@ -119,20 +139,30 @@ impl<'r> Pipeline<'r> {
             return;
         };
         let mapper = format!("{}@{}", plugin.info().name, plugin.info().version);
-        match plugin.map(finding) {
-            Ok(policies) => policies.into_iter().for_each(|policy| {
-                self.assembler.add(Draft {
-                    finding_id: finding.id.clone(),
-                    category: finding.category.clone(),
-                    mapper: mapper.clone(),
-                    policy,
-                })
-            }),
-            Err(error) => {
-                tracing::warn!(finding = %finding.id, %mapper, %error, "mapper failed");
-                self.report
-                    .skipped
-                    .push(Skip { subject: subject(), reason: SkipReason::Mapper { mapper, error: error.to_string() } });
+        for view in assessment.views(finding) {
+            let started = std::time::Instant::now();
+            let mapped = plugin.map(&view);
+            if let Some(observe) = &mut self.observer {
+                observe(started.elapsed());
+            }
+            match mapped {
+                Ok(policies) => policies.into_iter().for_each(|policy| {
+                    self.assembler.add(Draft {
+                        finding_id: finding.id.clone(),
+                        category: finding.category.clone(),
+                        mapper: mapper.clone(),
+                        policy,
+                        evidence: std::sync::Arc::clone(&assessment.evidence),
+                    })
+                }),
+                Err(error) => {
+                    tracing::warn!(finding = %finding.id, %mapper, %error, "mapper failed");
+                    self.report.skipped.push(Skip {
+                        subject: subject(),
+                        reason: SkipReason::Mapper { mapper, error: error.to_string() },
+                    });
+                    return;
+                }
             }
         }
     }

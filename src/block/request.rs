@@ -144,7 +144,8 @@ pub async fn plan_block(
     for (net, named) in &request.protect {
         protected.range(*net, format!("--protect {named}"), false);
     }
-    let mut refusals: Vec<String> = request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).collect();
+    let mut refusals: Vec<String> =
+        request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).collect();
     refusals.extend(request.ports.iter().filter_map(|port| check_port(*port, &protected, request.force)));
     if !refusals.is_empty() {
         return Err(BlockError::Refused(refusals));
@@ -235,7 +236,8 @@ pub async fn plan_unblock(
         let new = if kept.is_empty() {
             None
         } else {
-            let mut rebuilt = reconcile::rebuild_block(&old, kept, context).map_err(|e| BlockError::Refused(vec![e]))?;
+            let mut rebuilt =
+                reconcile::rebuild_block(&old, kept, context).map_err(|e| BlockError::Refused(vec![e]))?;
             lifecycle::record(&mut rebuilt, "unblocked", &context.actor, context.now);
             Some(rebuilt)
         };

@@ -23,8 +23,8 @@ use crate::qualys::client::{Client, ClientConfig, FindingsQuery};
 use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
-use crate::{reconcile, rollout};
 use crate::sync::{self, Fetched, Source};
+use crate::{reconcile, rollout};
 
 /// Generate TracingPolicies from CDR findings.
 ///

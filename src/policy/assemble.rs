@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::evidence;
 use super::guard;
 use super::lifecycle;
 use super::mode::Mode;
@@ -20,6 +21,7 @@ use super::object::{Kind, PolicyObject, labels};
 use super::spec;
 use crate::finding::category_key;
 use crate::mapper::{MappedPolicy, Scope};
+use crate::reputation::{Decision, Evidence};
 
 /// Finding ids listed in the annotation before it is cut (the count stays exact).
 const MAX_LISTED_IDS: usize = 100;
@@ -37,6 +39,8 @@ pub struct Draft {
     pub mapper: String,
     /// What the mapper returned.
     pub policy: MappedPolicy,
+    /// What the host judged about the finding (shared by its drafts).
+    pub evidence: Arc<Evidence>,
 }
 
 /// One object and the findings behind it.
@@ -145,6 +149,8 @@ struct Group {
     spec: Value,
     finding_ids: BTreeSet<String>,
     indicators: BTreeSet<String>,
+    decisions: BTreeMap<std::net::IpAddr, Decision>,
+    domains: BTreeSet<String>,
 }
 
 impl Group {
@@ -157,6 +163,8 @@ impl Group {
             spec,
             finding_ids: BTreeSet::new(),
             indicators: BTreeSet::new(),
+            decisions: BTreeMap::new(),
+            domains: BTreeSet::new(),
         }
     }
 
@@ -164,6 +172,10 @@ impl Group {
     fn record(&mut self, draft: Draft) {
         self.finding_ids.insert(draft.finding_id);
         self.indicators.extend(draft.policy.indicators);
+        if !draft.evidence.is_empty() {
+            self.decisions.extend(draft.evidence.decisions.iter().map(|(ip, d)| (*ip, d.clone())));
+            self.domains.extend(draft.evidence.domains.iter().cloned());
+        }
     }
 
     fn finish(mut self, category: &str, template: &str, scope: &Scope, suffix: Option<&str>, mode: Mode) -> Assembled {
@@ -203,6 +215,8 @@ impl Group {
             ]),
             spec: self.spec,
         };
+        let mut object = object;
+        evidence::record(&mut object.annotations, &self.decisions, &self.domains);
         let mut enforced = object.clone();
         enforced.labels.insert(labels::MODE.to_string(), Mode::Sigkill.label().to_string());
         enforced.spec = enforced_spec;
@@ -333,6 +347,7 @@ mod tests {
                     "selectors": [{"matchArgs": [{"index": 0, "operator": "DPort", "values": ports}],
                                    "matchActions": [{"action": "Sigkill"}]}]}]})),
             },
+            evidence: Arc::default(),
         }
     }
 

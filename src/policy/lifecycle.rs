@@ -337,6 +337,7 @@ pub fn merge_existing(desired: &mut Value, existing: &Value) -> Result<(), Lifec
         .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
         .max();
     set_annotation(desired, labels::LAST_DETECTED, latest.map(|t| timestamp(t.with_timezone(&Utc))).as_deref());
+    super::evidence::merge(desired, existing);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! Kubernetes object itself; `spec` holds helpers for walking a spec.
 
 mod assemble;
+pub mod evidence;
 pub mod guard;
 pub mod lifecycle;
 mod mode;

@@ -39,6 +39,11 @@ pub mod labels {
     pub const MODE_SINCE: &str = "qualys-respond.io/mode-since";
     /// Annotation: latest detection time of the findings behind the policy (RFC 3339).
     pub const LAST_DETECTED: &str = "qualys-respond.io/last-detected";
+    /// Annotation: JSON object from each address the findings named to the
+    /// reputation decision on it (`verdict`, `source`, `score`, `note`).
+    pub const REPUTATION: &str = "qualys-respond.io/reputation";
+    /// Annotation: domains the findings named, sorted, comma-separated.
+    pub const DOMAINS: &str = "qualys-respond.io/domains";
     /// Annotation: binaries `tune` excluded, sorted, comma-separated.
     pub const EXCLUDED_BINARIES: &str = "qualys-respond.io/excluded-binaries";
     /// Annotation: namespaces `tune` excluded, sorted, comma-separated.
