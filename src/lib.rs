@@ -37,6 +37,8 @@ pub mod reconcile;
 pub mod report;
 pub mod reputation;
 pub mod rollout;
+pub mod serve;
+pub mod signal;
 pub mod signature;
 pub mod status;
 pub mod sync;

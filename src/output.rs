@@ -28,19 +28,67 @@ pub fn json_list(objects: &[&PolicyObject]) -> String {
 /// for namespaced ones (two namespaces may hold the same name). Each file is
 /// written to a temporary name and renamed, so a reader never sees half a file.
 pub fn write_dir(dir: &Path, objects: &[&PolicyObject]) -> io::Result<Vec<PathBuf>> {
+    let values: Vec<Value> = objects.iter().map(|o| o.to_value()).collect();
+    write_values(dir, &values)
+}
+
+/// [`write_dir`] for objects as JSON (`metadata.name` and, when namespaced,
+/// `metadata.namespace` name the file).
+pub fn write_values(dir: &Path, objects: &[Value]) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::with_capacity(objects.len());
     for object in objects {
-        let folder = match &object.namespace {
-            Some(ns) => dir.join(ns),
+        let text = |field: &str| object.pointer(&format!("/metadata/{field}")).and_then(Value::as_str);
+        let name = text("name")
+            .filter(|n| is_file_name(n))
+            .ok_or_else(|| io::Error::other("an object without a usable name"))?;
+        let folder = match text("namespace") {
+            Some(ns) if is_file_name(ns) => dir.join(ns),
+            Some(_) => {
+                return Err(io::Error::other(format!("{name} has a namespace that is not a usable directory name")));
+            }
             None => dir.to_path_buf(),
         };
         std::fs::create_dir_all(&folder)?;
-        let path = folder.join(format!("{}.yaml", object.name));
-        let text = serde_yaml::to_string(&object.to_value()).map_err(io::Error::other)?;
-        let temporary = folder.join(format!(".{}.yaml.tmp", object.name));
-        std::fs::write(&temporary, text)?;
+        let path = folder.join(format!("{name}.yaml"));
+        let yaml = serde_yaml::to_string(object).map_err(io::Error::other)?;
+        let temporary = folder.join(format!(".{name}.yaml.tmp"));
+        std::fs::write(&temporary, yaml)?;
         std::fs::rename(&temporary, &path)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Names and namespaces are DNS labels or subdomains; anything else (a
+/// `/`, `..`) must not become a path.
+fn is_file_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('.')
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+/// The objects [`write_values`] wrote into `dir` earlier (none if it does not exist).
+pub fn read_dir(dir: &Path) -> io::Result<Vec<Value>> {
+    let mut objects = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(objects) };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            folders.push(entry.path());
+        }
+    }
+    for folder in folders {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            let visible = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'));
+            if visible && path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path)?;
+                let value: Value =
+                    serde_yaml::from_str(&text).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+                objects.push(value);
+            }
+        }
+    }
+    Ok(objects)
 }

@@ -105,11 +105,14 @@ impl<'r> Pipeline<'r> {
     pub fn push(&mut self, record: Record) {
         match parse(record) {
             Ok(finding) => self.push_finding(finding, &Assessment::default()),
-            Err(skip) => {
-                self.report.records += 1;
-                self.report.skipped.push(skip);
-            }
+            Err(skip) => self.push_skip(skip),
         }
+    }
+
+    /// Counts a record that is not a finding.
+    pub fn push_skip(&mut self, skip: Skip) {
+        self.report.records += 1;
+        self.report.skipped.push(skip);
     }
 
     /// Maps one finding, with the judgement on its addresses.

@@ -45,20 +45,31 @@ pub fn desired(outcome: &Outcome) -> Vec<Value> {
         .collect()
 }
 
-/// Plans `desired` against the cluster.
-pub async fn plan(
-    cluster: &Cluster,
+/// What planning needs from the cluster, read.
+#[derive(Debug)]
+pub struct Gathered {
     desired: Vec<Value>,
-    context: &Context,
-    prune: Option<&PruneRules<'_>>,
-) -> Result<Plan, ClusterError> {
+    gone_namespaces: Vec<(String, usize)>,
+    existing: Vec<Value>,
+}
+
+/// Reads what planning `desired` needs: which namespaces still exist, and
+/// every object we manage.
+pub async fn gather(cluster: &Cluster, desired: Vec<Value>) -> Result<Gathered, ClusterError> {
     let (desired, gone_namespaces) = without_gone_namespaces(cluster, desired).await?;
     let existing = cluster.managed(None).await?;
-    let (changes, errors) = match reconcile::plan(desired, &existing, context, prune) {
-        Ok(changes) => (changes, Vec::new()),
-        Err(errors) => (Vec::new(), errors),
-    };
-    Ok(Plan { changes, errors, gone_namespaces, existing })
+    Ok(Gathered { desired, gone_namespaces, existing })
+}
+
+impl Gathered {
+    /// The changes, with the block expiry and (optional) prune rules.
+    pub fn plan(self, context: &Context, prune: Option<&PruneRules<'_>>) -> Plan {
+        let (changes, errors) = match reconcile::plan(self.desired, &self.existing, context, prune) {
+            Ok(changes) => (changes, Vec::new()),
+            Err(errors) => (Vec::new(), errors),
+        };
+        Plan { changes, errors, gone_namespaces: self.gone_namespaces, existing: self.existing }
+    }
 }
 
 /// `desired` without the policies of namespaces that no longer exist (the

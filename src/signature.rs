@@ -161,7 +161,7 @@ pub struct Verified {
 /// Verifies a message received at `now` (Unix seconds) against `secrets`,
 /// with a timestamp tolerance of `tolerance` seconds both ways.
 pub fn verify(
-    secrets: &[Secret],
+    secrets: &[&Secret],
     headers: Headers<'_>,
     body: &[u8],
     now: i64,
@@ -220,13 +220,14 @@ mod tests {
         let secrets = vec![Secret::parse(SPEC_SECRET).unwrap()];
         assert_eq!(sign(&secrets, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY), SPEC_SIGNATURE);
         let ts = SPEC_TIMESTAMP.to_string();
-        let verified = verify(&secrets, headers(SPEC_ID, &ts, SPEC_SIGNATURE), SPEC_BODY, SPEC_TIMESTAMP, 300);
+        let verified = verify(&[&secrets[0]], headers(SPEC_ID, &ts, SPEC_SIGNATURE), SPEC_BODY, SPEC_TIMESTAMP, 300);
         assert_eq!(verified, Ok(Verified { id: SPEC_ID.into(), timestamp: SPEC_TIMESTAMP }));
     }
 
     #[test]
     fn forged_truncated_empty_and_stale_signatures_are_refused() {
-        let secrets = vec![Secret::parse(SPEC_SECRET).unwrap()];
+        let secret = Secret::parse(SPEC_SECRET).unwrap();
+        let secrets = [&secret];
         let ts = SPEC_TIMESTAMP.to_string();
         let check =
             |signature: &str, body: &[u8], now: i64| verify(&secrets, headers(SPEC_ID, &ts, signature), body, now, 300);
@@ -249,8 +250,8 @@ mod tests {
         let old = Secret::parse(SPEC_SECRET).unwrap();
         let new = Secret::parse("whsec_QWxsIHRoZSB3b3JsZCdzIGEgc3RhZ2UsIGFuZCBhbGw=").unwrap();
         let both = sign(&[old, new], "m", 10, b"x");
-        let receiver = vec![Secret::parse("whsec_QWxsIHRoZSB3b3JsZCdzIGEgc3RhZ2UsIGFuZCBhbGw=").unwrap()];
-        assert!(verify(&receiver, headers("m", "10", &both), b"x", 10, 300).is_ok());
+        let receiver = Secret::parse("whsec_QWxsIHRoZSB3b3JsZCdzIGEgc3RhZ2UsIGFuZCBhbGw=").unwrap();
+        assert!(verify(&[&receiver], headers("m", "10", &both), b"x", 10, 300).is_ok());
         assert_eq!(both.split(' ').count(), 2);
     }
 

@@ -13,7 +13,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::mapper::Registry;
 use crate::pipeline::{Options, Outcome, Pipeline};
 use crate::qualys::client::{Client, ClientError, FindingsQuery};
-use crate::qualys::records::{self, DocumentError};
+use crate::qualys::records::{self, DocumentError, Record};
+use crate::reputation::Judge;
 
 /// Where findings come from.
 pub enum Source {
@@ -82,13 +83,26 @@ pub struct Fetched {
 /// Reports fetch progress: (findings so far, total when known).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
 
+/// Judges a record's addresses (with a judge) and hands it to the pipeline.
+async fn push(pipeline: &mut Pipeline<'_>, record: Record, judge: Option<&Judge>) {
+    let Some(judge) = judge else { return pipeline.push(record) };
+    match crate::pipeline::parse(record) {
+        Ok(finding) => {
+            let assessment = judge.assess(&finding).await;
+            pipeline.push_finding(finding, &assessment);
+        }
+        Err(skip) => pipeline.push_skip(skip),
+    }
+}
+
 /// Fetches every finding of `source` and maps it, skipping what `checkpoint`
-/// says an earlier run handled.
+/// says an earlier run handled; `judge` decides which addresses may be blocked.
 pub async fn fetch(
     source: Source,
     registry: &mut Registry,
     options: &Options,
     checkpoint: Option<&Checkpoint>,
+    judge: Option<&Judge>,
     progress: Progress<'_>,
 ) -> Result<Fetched, SyncError> {
     let mut pipeline = Pipeline::new(registry, options.clone()).with_checkpoint(checkpoint.cloned());
@@ -97,7 +111,7 @@ pub async fn fetch(
             let records = records::split(&text).map_err(|source| SyncError::Document { name, source })?;
             let total = records.len() as u64;
             for (i, record) in records.into_iter().enumerate() {
-                pipeline.push(record);
+                push(&mut pipeline, record, judge).await;
                 progress(i as u64 + 1, Some(total));
             }
             Ok(Fetched { outcome: pipeline.finish(), window: None })
@@ -114,7 +128,9 @@ pub async fn fetch(
                 let page = client.page(&query, offset, page_size).await?;
                 let received = page.records.len() as u64;
                 tracing::debug!(offset, received, total = ?page.total, "findings page");
-                page.records.into_iter().for_each(|record| pipeline.push(record));
+                for record in page.records {
+                    push(&mut pipeline, record, judge).await;
+                }
                 offset += received;
                 progress(offset, page.total);
                 if received == 0 || page.total.is_some_and(|total| offset >= total) {

@@ -9,6 +9,9 @@ mod lifecycle;
 mod lint;
 mod mappers;
 mod plugin;
+mod reputation;
+mod send;
+mod serve;
 mod status;
 mod sync;
 
@@ -77,6 +80,8 @@ enum Command {
     Unblock(Box<block::UnblockArgs>),
     Lint(lint::LintArgs),
     Plugin(plugin::PluginArgs),
+    Serve(Box<serve::ServeArgs>),
+    Send(Box<send::SendArgs>),
 }
 
 impl Cli {
@@ -93,6 +98,8 @@ impl Cli {
             Command::Unblock(args) => block::unblock(*args),
             Command::Lint(args) => lint::run(args),
             Command::Plugin(args) => plugin::run(args),
+            Command::Serve(args) => serve::run(*args),
+            Command::Send(args) => send::run(*args),
         }
     }
 }

@@ -9,7 +9,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use super::mappers::MapperArgs;
+use super::reputation::ReputationArgs;
 use super::{Exit, cluster, print_stdout, read_input};
+use std::sync::{Arc, RwLock};
+
+use crate::block::guardrails::Protected;
 use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
@@ -23,6 +27,7 @@ use crate::qualys::client::{Client, ClientConfig, FindingsQuery};
 use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
+use crate::reputation::Judge;
 use crate::sync::{self, Fetched, Source};
 use crate::{reconcile, rollout};
 
@@ -165,6 +170,9 @@ pub struct SyncArgs {
     #[command(flatten)]
     mappers: MapperArgs,
 
+    #[command(flatten)]
+    reputation: ReputationArgs,
+
     /// Write one YAML file per policy into DIR (<name>.yaml; namespaced ones as
     /// <namespace>/<name>.yaml) instead of printing them.
     #[arg(long, value_name = "DIR")]
@@ -264,7 +272,7 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
         loop {
             let exit = tokio::select! {
                 exit = run.once(&mut registry) => exit,
-                () = shutdown() => return Ok(Exit::Ok),
+                () = crate::signal::shutdown() => return Ok(Exit::Ok),
             };
             if let Err(error) = &exit {
                 // A failed sync does not stop the controller; the next one retries.
@@ -273,34 +281,10 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
             tracing::info!(next_in = ?args.interval, "waiting for the next sync");
             tokio::select! {
                 () = tokio::time::sleep(args.interval) => {}
-                () = shutdown() => return Ok(Exit::Ok),
+                () = crate::signal::shutdown() => return Ok(Exit::Ok),
             }
         }
     })
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("signal received; stopping before the next write");
 }
 
 /// One sync's settings and where its policies go.
@@ -345,7 +329,8 @@ impl Run<'_> {
             }
             bar.set_position(done);
         };
-        let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), &mut progress).await;
+        let judge = self.judge().await?;
+        let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), judge.as_ref(), &mut progress).await;
         bar.finish_and_clear();
         let Fetched { outcome, window } = fetched?;
         let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
@@ -406,6 +391,22 @@ impl Run<'_> {
         Ok(exit)
     }
 
+    /// The reputation judge, when --feed, --allow or AbuseIPDB ask for one;
+    /// with a cluster its own ranges are never blocked.
+    async fn judge(&self) -> anyhow::Result<Option<Judge>> {
+        if !self.args.reputation.configured() {
+            return Ok(None);
+        }
+        let protected = match self.cluster {
+            Some(cluster) => cluster.protected().await.unwrap_or_else(|error| {
+                eprintln!("warning: {error}; only the built-in ranges are protected from reputation blocks");
+                Protected::baseline()
+            }),
+            None => Protected::baseline(),
+        };
+        Ok(Some(self.args.reputation.judge(Arc::new(RwLock::new(protected)))?))
+    }
+
     fn versions(&self) -> Vec<TetragonVersion> {
         self.args.tetragon_version.map_or_else(|| TetragonVersion::ALL.to_vec(), |v| vec![v])
     }
@@ -420,8 +421,9 @@ impl Run<'_> {
         let context = reconcile::Context { actor: cluster.actor().await, now: Utc::now(), versions: self.versions() };
         let handled = |category: &str| registry.handles(&category_key(category));
         let rules = reconcile::PruneRules { after: self.args.prune_after, handled: &handled };
-        let plan =
-            rollout::plan(cluster, rollout::desired(outcome), &context, self.args.prune.then_some(&rules)).await?;
+        let plan = rollout::gather(cluster, rollout::desired(outcome))
+            .await?
+            .plan(&context, self.args.prune.then_some(&rules));
         for (namespace, count) in &plan.gone_namespaces {
             eprintln!("warning: namespace {namespace} no longer exists; its {count} policy(ies) were not applied");
         }

@@ -86,7 +86,7 @@ pub struct Report {
     /// Objects handled, in order, with what happened.
     pub done: Vec<(String, Outcome)>,
     /// The object whose write failed, and why.
-    pub failed: Option<(String, String)>,
+    pub failed: Option<(String, ClusterError)>,
     /// Objects not attempted after the failure.
     pub pending: Vec<String>,
     /// The dry-run mode the report is for.
@@ -157,7 +157,7 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
                 match guarded(cluster, desired, existing.as_ref()).await {
                     Ok(body) => Some(body),
                     Err(error) => {
-                        report.failed = Some((change.name(), error.to_string()));
+                        report.failed = Some((change.name(), error));
                         report.pending = changes.iter().map(Change::name).filter(|n| *n != change.name()).collect();
                         return report;
                     }
@@ -173,7 +173,7 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
         match run_one(cluster, &change, body.as_ref(), dry_run).await {
             Ok(outcome) => report.done.push((name, outcome)),
             Err(error) => {
-                report.failed = Some((name, error.to_string()));
+                report.failed = Some((name, error));
                 break;
             }
         }

@@ -57,4 +57,15 @@ impl ClusterError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClusterError::Refused { code: 404, .. })
     }
+
+    /// True when trying again may succeed: a conflict with a concurrent
+    /// writer (409, after which the caller plans again), the server being
+    /// busy or failing (429, 5xx), or no answer at all.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Refused { code, .. } => *code == 409 || *code == 429 || *code >= 500,
+            ClusterError::Unreachable { .. } => true,
+            ClusterError::Config(_) | ClusterError::TetragonMissing | ClusterError::Object(_) => false,
+        }
+    }
 }

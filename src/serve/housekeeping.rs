@@ -1,0 +1,108 @@
+//! What the server does on a timer: removes block entries whose TTL ran
+//! out, keeps the cluster's own ranges (which no reputation verdict may
+//! block) current, learns the finding ids other replicas handled, and sets
+//! the blocked-address gauges. Every replica does it; the writes carry
+//! preconditions, so two replicas expiring the same entry cannot clash.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::auth::SeenFindings;
+use super::intake::learn;
+use super::metrics::{Metrics, OutcomeLabels};
+use crate::block::{self, guardrails::Protected};
+use crate::cluster::Cluster;
+use crate::cluster::apply::{DryRun, execute};
+use crate::policy::validate::TetragonVersion;
+use crate::reconcile::Context;
+use crate::rollout;
+
+/// How often the cluster's ranges are read again.
+const PROTECTED_EVERY: Duration = Duration::from_secs(300);
+
+/// First reading at start: finding ids and the cluster's ranges. A failure
+/// is logged; the server still starts (readiness reports the cluster).
+pub async fn prepare(cluster: &Cluster, seen: &SeenFindings, protected: &RwLock<Protected>) {
+    match cluster.managed(None).await {
+        Ok(objects) => learn(seen, &objects),
+        Err(error) => tracing::warn!(%error, "cannot read the managed policies yet"),
+    }
+    refresh_protected(cluster, protected).await;
+}
+
+async fn refresh_protected(cluster: &Cluster, protected: &RwLock<Protected>) {
+    match cluster.protected().await {
+        Ok(current) => *protected.write().unwrap_or_else(|e| e.into_inner()) = current,
+        Err(error) => tracing::warn!(%error, "cannot read the cluster's addresses; keeping the ones known"),
+    }
+}
+
+/// Sets the gauges from the block policies among `objects`.
+fn gauges(metrics: &Metrics, objects: &[Value]) {
+    let now = Utc::now();
+    let count = |target: block::Target| {
+        objects
+            .iter()
+            .filter(|o| {
+                block::Target::of(o) == Some(target) && o.get("kind").and_then(Value::as_str) != Some("NetworkPolicy")
+            })
+            .flat_map(|o| block::entries_of(o).unwrap_or_default())
+            .filter(|e| !e.expired(now))
+            .count() as i64
+    };
+    metrics.blocked_ips.set(count(block::Target::Ip));
+    metrics.blocked_ports.set(count(block::Target::Port));
+}
+
+/// The timer loop; runs until aborted.
+pub async fn run(
+    cluster: Cluster,
+    actor: String,
+    versions: Vec<TetragonVersion>,
+    metrics: Arc<Metrics>,
+    seen: Arc<SeenFindings>,
+    protected: Arc<RwLock<Protected>>,
+    every: Duration,
+) {
+    let mut since_protected = Duration::ZERO;
+    loop {
+        let context = Context { actor: actor.clone(), now: Utc::now(), versions: versions.clone() };
+        match rollout::gather(&cluster, Vec::new()).await {
+            Ok(gathered) => {
+                let plan = gathered.plan(&context, None);
+                learn(&seen, &plan.existing);
+                gauges(&metrics, &plan.existing);
+                if !plan.errors.is_empty() {
+                    tracing::error!(errors = %plan.errors.join("; "), "cannot expire blocks");
+                } else if !plan.changes.is_empty() {
+                    let report = execute(&cluster, plan.changes, DryRun::None).await;
+                    for (name, outcome) in &report.done {
+                        tracing::info!(object = %name, %outcome, "expired blocks removed");
+                        let label = if matches!(outcome, crate::cluster::apply::Outcome::Deleted(_)) {
+                            "deleted"
+                        } else {
+                            "configured"
+                        };
+                        metrics.policies.get_or_create(&OutcomeLabels { outcome: label.into() }).inc();
+                    }
+                    if let Some((name, error)) = report.failed {
+                        tracing::warn!(object = %name, %error, "cannot remove expired blocks yet");
+                    }
+                    if let Ok(objects) = cluster.managed(None).await {
+                        gauges(&metrics, &objects);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the cluster for block expiry"),
+        }
+        if since_protected >= PROTECTED_EVERY {
+            since_protected = Duration::ZERO;
+            refresh_protected(&cluster, &protected).await;
+        }
+        tokio::time::sleep(every).await;
+        since_protected += every;
+    }
+}
