@@ -181,8 +181,12 @@ pub fn run(args: SendArgs) -> anyhow::Result<Exit> {
             let body = serde_json::to_vec(batch).context("cannot encode findings")?;
             let (status, answer) = post(&http, &args, &secrets, &body).await?;
             let count = |key: &str| answer.get(key).and_then(Value::as_array).map_or(0, Vec::len);
-            if answer.get("status").and_then(Value::as_str) == Some("duplicate") {
-                println!("batch {}/{}: {} already delivered", number + 1, batches.len(), status.as_u16());
+            // A retry of an accepted message answers "duplicate"; the same
+            // bytes within the same second are a replay (409): both mean the
+            // server has the batch.
+            let duplicate = answer.get("status").and_then(Value::as_str) == Some("duplicate");
+            if duplicate || status == StatusCode::CONFLICT {
+                println!("batch {}/{}: already delivered", number + 1, batches.len());
             } else if status.is_success() {
                 println!(
                     "batch {}/{}: {} accepted {}, duplicates {}",

@@ -48,13 +48,8 @@ pub fn split(text: &str) -> Result<Vec<Record>, DocumentError> {
     let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
     let first = stream.next();
     let single = stream.next().is_none() && matches!(first, Some(Ok(_)));
-    if single && let Some(Ok(Value::Object(mut object))) = first {
-        return match object.remove("content") {
-            Some(Value::Array(items)) => Ok(numbered(items)),
-            Some(Value::Null) => Ok(Vec::new()),
-            Some(_) => Err(DocumentError::ContentNotArray),
-            None => Ok(vec![Record { position: "record 1".into(), value: Ok(Value::Object(object)) }]),
-        };
+    if single && let Some(Ok(value @ Value::Object(_))) = first {
+        return from_value(value);
     }
     // One object per line gives line numbers; objects that span lines
     // (concatenated, pretty-printed JSON) are numbered as records instead.
@@ -73,6 +68,21 @@ pub fn split(text: &str) -> Result<Vec<Record>, DocumentError> {
     match serde_json::Deserializer::from_str(trimmed).into_iter::<Value>().collect::<Result<Vec<_>, _>>() {
         Ok(values) => Ok(numbered(values)),
         Err(_) => Ok(lines),
+    }
+}
+
+/// The records of one JSON document: the envelope `{"content": [...]}`, an
+/// array, or a single finding.
+pub fn from_value(value: Value) -> Result<Vec<Record>, DocumentError> {
+    match value {
+        Value::Array(items) => Ok(numbered(items)),
+        Value::Object(mut object) => match object.remove("content") {
+            Some(Value::Array(items)) => Ok(numbered(items)),
+            Some(Value::Null) => Ok(Vec::new()),
+            Some(_) => Err(DocumentError::ContentNotArray),
+            None => Ok(vec![Record { position: "record 1".into(), value: Ok(Value::Object(object)) }]),
+        },
+        _ => Err(DocumentError::Shape),
     }
 }
 

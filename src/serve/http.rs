@@ -344,13 +344,10 @@ async fn webhook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
 
 /// Parses, deduplicates, judges and queues the findings of a verified body.
 async fn intake(state: &AppState, bytes: &[u8], message_id: Option<String>) -> Answer {
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
-    let records = records::split(text).map_err(|error| match error {
-        records::DocumentError::Json(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}"))
-        }
-        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("the body holds no findings: {other}")),
+    let document: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")))?;
+    let records = records::from_value(document).map_err(|error| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("the body holds no findings: {error}"))
     })?;
     if records.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "the body holds no findings"));

@@ -252,7 +252,9 @@ impl Intake {
             }
             learn(&self.seen, &plan.existing);
             let (changes, unchanged) = effective(plan.changes);
-            self.count("unchanged", unchanged);
+            if !check_creations {
+                self.count("unchanged", unchanged);
+            }
             if changes.is_empty() {
                 return Ok(());
             }
