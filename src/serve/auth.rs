@@ -127,10 +127,21 @@ pub struct ReplayCache {
     inner: Mutex<ReplayInner>,
 }
 
+/// 128 bits of SHA-256: what the caches keep of an id or a body (a few
+/// dozen bytes an entry, whatever the id's length).
+type Key = [u8; 16];
+
+fn key(bytes: &[u8]) -> Key {
+    let digest = Sha256::digest(bytes);
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 #[derive(Default)]
 struct ReplayInner {
-    by_id: HashMap<String, (i64, [u8; 32])>,
-    order: VecDeque<(Instant, String)>,
+    by_id: HashMap<Key, (i64, Key)>,
+    order: VecDeque<(Instant, Key)>,
 }
 
 impl ReplayCache {
@@ -141,7 +152,7 @@ impl ReplayCache {
 
     /// Records a verified message, or says it was seen.
     pub fn check(&self, id: &str, timestamp: i64, body: &[u8]) -> Seen {
-        let digest: [u8; 32] = Sha256::digest(body).into();
+        let (id, digest) = (key(id.as_bytes()), key(body));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         while let Some((at, _)) = inner.order.front() {
@@ -152,12 +163,12 @@ impl ReplayCache {
                 inner.by_id.remove(&old);
             }
         }
-        match inner.by_id.get(id) {
+        match inner.by_id.get(&id) {
             Some((ts, d)) if *ts == timestamp && *d == digest => Seen::Replay,
             Some(_) => Seen::Retry,
             None => {
-                inner.by_id.insert(id.to_string(), (timestamp, digest));
-                inner.order.push_back((now, id.to_string()));
+                inner.by_id.insert(id, (timestamp, digest));
+                inner.order.push_back((now, id));
                 Seen::New
             }
         }
@@ -167,7 +178,7 @@ impl ReplayCache {
     /// sender's retry must be processed.
     pub fn forget(&self, id: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.by_id.remove(id);
+        inner.by_id.remove(&key(id.as_bytes()));
     }
 }
 
@@ -175,7 +186,7 @@ impl ReplayCache {
 /// objects), oldest forgotten first.
 pub struct SeenFindings {
     capacity: usize,
-    inner: Mutex<(HashSet<String>, VecDeque<String>)>,
+    inner: Mutex<(HashSet<Key>, VecDeque<Key>)>,
 }
 
 impl SeenFindings {
@@ -188,7 +199,8 @@ impl SeenFindings {
     pub fn insert(&self, id: &str) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (set, order) = &mut *inner;
-        if set.contains(id) {
+        let id = key(id.as_bytes());
+        if set.contains(&id) {
             return false;
         }
         if order.len() >= self.capacity
@@ -196,8 +208,8 @@ impl SeenFindings {
         {
             set.remove(&old);
         }
-        set.insert(id.to_string());
-        order.push_back(id.to_string());
+        set.insert(id);
+        order.push_back(id);
         true
     }
 
@@ -205,7 +217,7 @@ impl SeenFindings {
     pub fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for id in ids {
-            inner.0.remove(id);
+            inner.0.remove(&key(id.as_bytes()));
         }
     }
 }

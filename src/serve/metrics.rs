@@ -119,14 +119,14 @@ impl Metrics {
             "Reputation decisions on finding addresses, by source and verdict",
             reputation.clone(),
         );
-        let detection_to_applied = seconds(0.01, 2.0, 20);
+        let detection_to_applied = seconds(0.005, 1.5, 30);
         registry.register_with_unit(
             "detection_to_applied",
             "Time from a finding's detection to its policy being in the cluster (mean time to policy)",
             Unit::Seconds,
             detection_to_applied.clone(),
         );
-        let request_to_applied = seconds(0.001, 2.0, 16);
+        let request_to_applied = seconds(0.005, 1.5, 24);
         registry.register_with_unit(
             "request_to_applied",
             "Time from a finding's request to its policy being in the cluster",

@@ -46,7 +46,7 @@ use intake::{Intake, MapperWorker, Sink};
 use metrics::Metrics;
 
 /// Findings waiting for the intake, at most.
-const QUEUE: usize = 20_000;
+const QUEUE: usize = 4_096;
 /// Finding ids remembered to drop repeats.
 const SEEN_IDS: usize = 200_000;
 /// Webhook ids remembered, at most.
