@@ -391,10 +391,10 @@ impl Run<'_> {
         Ok(exit)
     }
 
-    /// The reputation judge, when --feed, --allow or AbuseIPDB ask for one;
-    /// with a cluster its own ranges are never blocked.
+    /// The reputation judge: when --feed, --allow or AbuseIPDB ask for one,
+    /// and with a cluster, whose own ranges are never blocked.
     async fn judge(&self) -> anyhow::Result<Option<Judge>> {
-        if !self.args.reputation.configured() {
+        if !self.args.reputation.configured() && self.cluster.is_none() {
             return Ok(None);
         }
         let protected = match self.cluster {

@@ -62,8 +62,8 @@ fn writes_of(fake: &FakeKube, name: &str) -> usize {
 #[test]
 fn refused_requests_get_their_code_and_change_nothing() {
     let fake = cluster();
-    let server =
-        Server::start(Setup { kube: Some(&fake), args: vec!["--max-body".into(), "4KiB".into()], ..Setup::default() });
+    let args = vec!["--max-body".into(), "4KiB".into(), "-vvv".into()];
+    let server = Server::start(Setup { kube: Some(&fake), args, ..Setup::default() });
     let body = serde_json::to_vec(&json!([finding("r-1", "Privilege_Escalation", "payments")])).unwrap();
     let post =
         |headers: Vec<(&'static str, String)>, body: Vec<u8>| server.request("POST", "/webhook/cdr", &headers, body);
@@ -302,6 +302,18 @@ fn a_signed_finding_becomes_a_policy_and_status_and_metrics_show_it() {
     promtool(&metrics);
     let (_, openmetrics) = server.get("/metrics", &[("accept", "application/openmetrics-text; version=1.0.0".into())]);
     assert!(openmetrics.ends_with("# EOF\n"));
+
+    // A restarted server knows the findings from the cluster's objects.
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    let restarted = Server::start(Setup { kube: Some(&fake), ..Setup::default() });
+    let (_, answer) = restarted.webhook(&sample());
+    assert_eq!(answer["duplicates"].as_array().unwrap().len(), 7, "{answer}");
+    assert_eq!(
+        answer["accepted"],
+        json!(["3f1c9a52-0008-4c1e-9b1a-unkn00000008"]),
+        "the unknown category left no trace"
+    );
 }
 
 /// `promtool check metrics` on an exposition (Debian's `prometheus` package).
