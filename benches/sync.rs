@@ -5,6 +5,8 @@
 #[path = "../tests/it/fake_qualys.rs"]
 #[allow(dead_code)]
 mod fake_qualys;
+#[path = "../tests/it/loopback.rs"]
+mod loopback;
 #[path = "../tests/it/tls.rs"]
 mod tls;
 

@@ -19,7 +19,7 @@ fn kube(fake: &FakeKube, args: &[&str]) -> Command {
 }
 
 /// A fake cluster with the namespaces the sample findings come from.
-fn cluster() -> FakeKube {
+pub fn cluster() -> FakeKube {
     let fake = FakeKube::start();
     for namespace in ["batch", "ci", "web"] {
         fake.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
@@ -27,7 +27,7 @@ fn cluster() -> FakeKube {
     fake
 }
 
-fn policies(fake: &FakeKube) -> Vec<Value> {
+pub fn policies(fake: &FakeKube) -> Vec<Value> {
     let mut all = fake.list("tracingpolicies");
     all.extend(fake.list("tracingpoliciesnamespaced"));
     all
@@ -37,7 +37,7 @@ fn names(objects: &[Value]) -> Vec<String> {
     objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()).collect()
 }
 
-fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
+pub fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
     object["metadata"]["annotations"][key].as_str().unwrap_or_default()
 }
 

@@ -6,7 +6,6 @@
 //! and the documented error body, or an answer too slow to wait for.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,16 +52,7 @@ impl FakeAbuseIpDb {
             checks: Vec::new(),
         }));
         let app = Router::new().route("/api/v2/check", get(check)).with_state(Arc::clone(&inner));
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                sender.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        let addr: SocketAddr = receiver.recv().unwrap();
+        let addr = crate::loopback::serve(app);
         FakeAbuseIpDb { url: format!("http://{addr}"), inner }
     }
 

@@ -64,16 +64,7 @@ impl FakeQualys {
             .route("/cdr-api/rest/v1/findings", get(findings))
             .route("/cdr-api/rest/v1/findings/", get(findings))
             .with_state(Arc::clone(&inner));
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                sender.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        let addr: SocketAddr = receiver.recv().unwrap();
+        let addr = crate::loopback::serve(app);
         FakeQualys { url: format!("http://{addr}"), inner }
     }
 

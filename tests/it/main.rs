@@ -16,6 +16,7 @@ mod krew;
 mod kube_fake;
 mod kubectl;
 mod lint;
+mod loopback;
 mod plugins;
 mod proxy;
 mod scaffold;

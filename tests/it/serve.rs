@@ -9,32 +9,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::cluster::{annotation, cluster, policies};
 use crate::fake_abuseipdb::{FakeAbuseIpDb, Mode as AbuseMode};
 use crate::fake_kube::{FakeKube, Options};
 use crate::server::{OTHER_SECRET, SECRET, Server, Setup, TOKEN, eventually, now, runtime, signed, unique_id};
 use crate::support::bin;
 
-/// A cluster with the namespaces the sample findings come from.
-fn cluster() -> FakeKube {
-    let fake = FakeKube::start();
-    for namespace in ["batch", "ci", "web"] {
-        fake.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
-    }
-    fake
-}
-
-fn policies(fake: &FakeKube) -> Vec<Value> {
-    let mut all = fake.list("tracingpolicies");
-    all.extend(fake.list("tracingpoliciesnamespaced"));
-    all
-}
-
 fn named<'a>(objects: &'a [Value], name: &str) -> Option<&'a Value> {
     objects.iter().find(|o| o["metadata"]["name"] == name)
-}
-
-fn annotation<'a>(object: &'a Value, key: &str) -> &'a str {
-    object["metadata"]["annotations"][key].as_str().unwrap_or_default()
 }
 
 fn sample() -> Value {
