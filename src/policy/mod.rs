@@ -19,4 +19,4 @@ pub mod validate;
 pub use assemble::{Assembled, Assembler, Draft, assemble};
 pub use guard::{PROTECTED_BINARIES, PROTECTED_PATHS};
 pub use mode::Mode;
-pub use object::{Kind, PolicyObject, labels};
+pub use object::{API_VERSION, Kind, PolicyObject, labels};

@@ -14,7 +14,7 @@ fn shuffled(mut items: Vec<Value>, seed: u64) -> Vec<Value> {
     items
 }
 
-fn sample_findings() -> Vec<Value> {
+pub fn sample_findings() -> Vec<Value> {
     let text = std::fs::read_to_string(root().join("samples/findings.json")).unwrap();
     let mut findings: Vec<Value> = serde_json::from_str::<Value>(&text).unwrap()["content"].as_array().unwrap().clone();
     for golden in ["cloud-credentials", "network-scanning", "crypto-mining", "reverse-shell"] {

@@ -5,9 +5,10 @@ use predicates::prelude::*;
 
 use super::support::{bin, data};
 
-/// Lints one file of `tests/data/lint` and returns stdout, expecting problems.
+/// Lints one file of `tests/data/lint` (strictly, so that safety rules are
+/// errors too) and returns stdout, expecting problems.
 fn problems(file: &str) -> String {
-    let out = bin().arg("lint").arg(data(&format!("lint/{file}"))).assert().code(3);
+    let out = bin().args(["lint", "--strict"]).arg(data(&format!("lint/{file}"))).assert().code(3);
     String::from_utf8(out.get_output().stdout.clone()).unwrap()
 }
 
@@ -107,7 +108,84 @@ fn a_valid_file_passes() {
         .assert()
         .code(0)
         .stdout("")
-        .stderr(predicate::str::contains("2 objects checked, 0 problems"));
+        .stderr(predicate::str::contains("2 objects checked (0 other documents skipped): 0 errors, 0 warnings"));
+}
+
+#[test]
+fn safety_rules_are_warnings_for_a_users_files_unless_strict() {
+    let out = bin().arg("lint").arg(data("lint/unscoped-sigkill.yaml")).assert().code(0);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(stdout.lines().all(|l| l.starts_with("warning: ")), "{stdout}");
+    assert!(stdout.contains("[safety/unscoped]"), "{stdout}");
+    bin().args(["lint", "--strict"]).arg(data("lint/unscoped-sigkill.yaml")).assert().code(3);
+    // What Tetragon rejects stays an error.
+    bin().arg("lint").arg(data("lint/dport-on-sockaddr.yaml")).assert().code(3);
+}
+
+#[test]
+fn allow_silences_one_rule() {
+    let out = bin()
+        .args(["lint", "--strict", "--allow", "safety/unscoped", "--allow", "safety/protected-binary"])
+        .arg(data("lint/unscoped-sigkill.yaml"))
+        .assert()
+        .code(3);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!stdout.contains("safety/unscoped") && !stdout.contains("safety/protected-binary"), "{stdout}");
+    assert!(stdout.contains("[safety/unfiltered]"), "{stdout}");
+    bin()
+        .args(["lint", "--allow", "schema", "--allow", "loader/name"])
+        .arg(data("lint/bad-name.yaml"))
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn json_output_for_ci() {
+    let out = bin()
+        .args(["lint", "-o", "json"])
+        .arg(data("lint/unscoped-sigkill.yaml"))
+        .arg(data("lint/symbolic-mask.yaml"))
+        .assert()
+        .code(3);
+    let results: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(results["objects"], 2);
+    assert!(results["errors"].as_u64().unwrap() >= 1 && results["warnings"].as_u64().unwrap() >= 3, "{results}");
+    let mask = results["problems"].as_array().unwrap().iter().find(|p| p["rule"] == "loader/numeric-value").unwrap();
+    assert_eq!(mask["severity"], "error");
+    assert!(mask["file"].as_str().unwrap().ends_with("symbolic-mask.yaml"));
+    assert_eq!(mask["object"], "TracingPolicy/watch-writes");
+    assert!(mask["path"].as_str().unwrap().ends_with("values[0]"));
+}
+
+#[test]
+fn what_tetragon_takes_is_not_an_error() {
+    let corpus = std::fs::read_to_string(data("oracle/corpus.yaml")).unwrap();
+    let pick =
+        |name: &str| corpus.split("\n---\n").find(|d| d.contains(&format!("name: {name}\n"))).unwrap().to_string();
+    for name in ["corpus-tracepoint-position-index", "corpus-raw-tracepoint-list", "corpus-cel"] {
+        bin().args(["lint", "-"]).write_stdin(pick(name)).assert().code(0).stdout("");
+    }
+    let out = bin().args(["lint", "-"]).write_stdin(pick("corpus-namespaced-without-namespace")).assert().code(0);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.starts_with("warning: ") && stdout.contains("kubectl apply` puts it in the current namespace"),
+        "{stdout}"
+    );
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n---\n".to_string() + &pick("corpus-kprobe-file");
+    bin()
+        .args(["lint", "-"])
+        .write_stdin(pod)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("1 objects checked (1 other documents skipped)"));
+}
+
+#[test]
+fn tetragon_without_the_oracle_says_how_to_get_it() {
+    bin().args(["lint", "--tetragon", "/nonexistent/oracle"]).arg(data("lint/valid.yaml")).assert().code(1).stderr(
+        predicate::str::contains("cannot run the Tetragon oracle /nonexistent/oracle")
+            .and(predicate::str::contains("tests/oracle")),
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod kube_fake;
 mod kubectl;
 mod lint;
 mod loopback;
+mod oracle;
 mod plugins;
 mod proxy;
 mod scaffold;

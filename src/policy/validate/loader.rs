@@ -82,6 +82,18 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let kprobe_multi_off = array(spec, "options")
         .iter()
         .any(|o| text(o, "name") == "disable-kprobe-multi" && matches!(text(o, "value"), "1" | "true"));
+    let sections: Vec<&str> = SECTIONS.iter().copied().filter(|s| !array(spec, s).is_empty()).collect();
+    if sections.len() > 1 {
+        out.push(problem(
+            "spec",
+            "loader/sections",
+            format!(
+                "{} in one policy; Tetragon loads one kind of hook per policy: split it into one policy per kind",
+                sections.join(" and ")
+            ),
+        ));
+    }
+    let lists = array(spec, "lists");
     for hook_list in HOOKS {
         let mut calls = BTreeSet::new();
         for (h, hook) in array(spec, hook_list).iter().enumerate() {
@@ -89,11 +101,15 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
             if *hook_list == "kprobes" {
                 check_kprobe(hook, &at, &mut calls, out);
             }
-            let ctx = Hook { list: hook_list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0 };
+            let ctx = Hook { list: hook_list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists };
             ctx.check(out);
         }
     }
 }
+
+/// The hook kinds of which one policy may hold only one (`PolicyHandler` in
+/// `pkg/sensors/tracing/policyhandler_linux.go`).
+const SECTIONS: &[&str] = &["kprobes", "tracepoints", "lsmhooks", "uprobes", "usdts", "fentries"];
 
 fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -107,7 +123,11 @@ fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
     match (kind, namespace) {
         (Kind::TracingPolicyNamespaced, None) => {
-            out.push(problem("metadata.namespace", "loader/namespace", "a TracingPolicyNamespaced needs a namespace"));
+            out.push(problem(
+                "metadata.namespace",
+                "loader/namespace-default",
+                "no namespace: `kubectl apply` puts it in the current namespace, but Tetragon's agent rejects it when it loads the file itself (--tracing-policy, tetra tracingpolicy add)",
+            ));
         }
         (Kind::TracingPolicyNamespaced, Some(ns)) if !crate::mapper::is_dns_label(ns) => {
             out.push(problem(
@@ -188,6 +208,7 @@ struct Hook<'a> {
     at: &'a str,
     kprobe_multi_off: bool,
     has_enforcer: bool,
+    lists: &'a [Value],
 }
 
 impl Hook<'_> {
@@ -263,8 +284,9 @@ impl Hook<'_> {
             out.push(problem(format!("{at}.matchNamespaceChanges"), "loader/namespaces", "at most one entry"));
         }
         let mut substrings = 0;
+        let args = Args { declared: args, by_position: self.list == "tracepoints", lists: self.lists };
         for (m, matcher) in match_args.iter().enumerate() {
-            substrings += check_match_arg(matcher, &format!("{at}.matchArgs[{m}]"), args, out);
+            substrings += check_match_arg(matcher, &format!("{at}.matchArgs[{m}]"), &args, out);
         }
         substrings
     }
@@ -281,8 +303,10 @@ impl Hook<'_> {
                         if !self.kprobe_multi_off {
                             out.push(problem(
                                 at,
-                                "loader/override",
-                                format!("Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret)"),
+                                "loader/kprobe-multi-override",
+                                format!(
+                                    "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret) on kernels with kprobe_multi (most since 5.18); Tetragon accepts it without on a kernel that lacks kprobe_multi, and on arm64"
+                                ),
                             ));
                         }
                         true
@@ -335,8 +359,52 @@ fn check_binaries(entry: &Value, at: &str, out: &mut Vec<Problem>) {
     }
 }
 
+/// The arguments `matchArgs` may refer to.
+struct Args<'a> {
+    declared: &'a [Value],
+    /// Tracepoints: an index that names no declared field is taken as the
+    /// position in `args` (`pkg/sensors/tracing/generictracepoint.go`
+    /// rewrites field indices to positions before compiling selectors).
+    by_position: bool,
+    /// The policy's `lists`, for `InMap` values `list:NAME`.
+    lists: &'a [Value],
+}
+
+impl<'a> Args<'a> {
+    fn find(&self, index: u64) -> Option<&'a Value> {
+        let declared = self.declared.iter().find(|a| a.get("index").and_then(Value::as_u64) == Some(index));
+        declared.or_else(|| {
+            let position = usize::try_from(index).ok().filter(|_| self.by_position)?;
+            self.declared.get(position)
+        })
+    }
+}
+
+/// Checks `list:NAME` values: the list exists, holds syscalls, and the
+/// argument is a `syscall64` (`pkg/sensors/tracing/lists_linux.go`).
+fn check_list_values(values: &[&Value], arg_type: &str, at: &str, args: &Args<'_>, out: &mut Vec<Problem>) {
+    for (v, value) in values.iter().enumerate() {
+        let Some(name) = value.as_str().and_then(|v| v.strip_prefix("list:")) else { continue };
+        let at = format!("{at}.values[{v}]");
+        let Some(list) = args.lists.iter().find(|l| text(l, "name") == name) else {
+            out.push(problem(at, "loader/list", format!("list {name:?} is not defined in spec.lists")));
+            continue;
+        };
+        if !matches!(text(list, "type"), "syscalls" | "generated_syscalls") {
+            out.push(problem(&at, "loader/list", format!("list {name:?} does not hold syscalls")));
+        }
+        if arg_type != "syscall64" {
+            out.push(problem(
+                at,
+                "loader/list",
+                format!("a syscall list needs a syscall64 argument, this one is {arg_type}"),
+            ));
+        }
+    }
+}
+
 /// Checks one `matchArgs` entry; returns how many SubString values it uses.
-fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Problem>) -> usize {
+fn check_match_arg(matcher: &Value, at: &str, args: &Args<'_>, out: &mut Vec<Problem>) -> usize {
     let operator = text(matcher, "operator");
     let values: Vec<&Value> = array(matcher, "values").iter().collect();
     if operator == "Contains" {
@@ -348,7 +416,7 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
         return 0;
     }
     let Some(index) = matcher.get("index").and_then(Value::as_u64) else { return 0 };
-    let Some(arg) = args.iter().find(|a| a.get("index").and_then(Value::as_u64) == Some(index)) else {
+    let Some(arg) = args.find(index) else {
         out.push(problem(
             format!("{at}.index"),
             "loader/undeclared-index",
@@ -357,6 +425,12 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
         return 0;
     };
     let arg_type = text(arg, "type");
+    if matches!(operator, "InMap" | "NotInMap")
+        && values.iter().any(|v| v.as_str().is_some_and(|v| v.starts_with("list:")))
+    {
+        check_list_values(&values, arg_type, at, args, out);
+        return 0;
+    }
     let class = class_of(arg_type);
     let allowed: Vec<&str> = match class {
         ArgClass::Socket => [ADDRESS_OPS, PORT_OPS, SOCKET_ONLY_OPS].concat(),
@@ -390,7 +464,7 @@ fn check_match_arg(matcher: &Value, at: &str, args: &[Value], out: &mut Vec<Prob
         ));
     }
     match operator {
-        _ if class == ArgClass::Integer && operator != "CapabilitiesGained" => {
+        _ if class == ArgClass::Integer && !matches!(operator, "CapabilitiesGained" | "CelExpr") => {
             for (v, value) in strings {
                 let ok = match operator {
                     "InRange" | "NotInRange" => {
