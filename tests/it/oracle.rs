@@ -16,13 +16,17 @@
 //! ```
 //!
 //! With those variables set (and no BLESS) the oracles also run live and
-//! must give the recorded verdicts.
+//! must give the recorded verdicts. An oracle built from a local checkout
+//! of Tetragon reports its version as `v0.0.0`: write the commit into the
+//! recording's `oracles` entry.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use qualys_respond::mapper::{Limits, Plugin, Source};
 use qualys_respond::policy::validate::{self, TetragonVersion, Weight};
+use qualys_respond::policy::{Draft, Mode, assemble};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -126,6 +130,9 @@ fn objects() -> Vec<Judged> {
             }
         }
     }
+    for (category, object) in hostile_loader_breaks() {
+        out.push(Judged { source: format!("the hostile component's {category}"), object, ours: false });
+    }
     let mut files: Vec<_> = std::fs::read_dir(data("lint")).unwrap().map(|e| e.unwrap().path()).collect();
     files.push(data("oracle/corpus.yaml"));
     files.sort();
@@ -136,6 +143,34 @@ fn objects() -> Vec<Judged> {
         }
     }
     out
+}
+
+/// The objects the host makes of the hostile component's loader-rule
+/// breaks (and refuses): its policies, merged and scoped as the host does.
+fn hostile_loader_breaks() -> Vec<(String, Value)> {
+    let path = crate::support::component("hostile-mapper");
+    let mut plugin =
+        Plugin::load(&std::fs::read(path).unwrap(), Source::File(path.to_path_buf()), Limits::default()).unwrap();
+    ["Loader", "Undeclared"]
+        .into_iter()
+        .flat_map(|category| {
+            let record = json!({"uuid": format!("oracle-{category}"), "threatCategory": category});
+            let finding = qualys_respond::qualys::wire::to_finding(&record).unwrap();
+            let drafts: Vec<Draft> = plugin
+                .map(&finding)
+                .unwrap()
+                .into_iter()
+                .map(|policy| Draft {
+                    finding_id: finding.id.clone(),
+                    category: category.to_string(),
+                    mapper: "hostile@0.1.0".into(),
+                    policy,
+                    evidence: Default::default(),
+                })
+                .collect();
+            assemble(drafts, Mode::Sigkill).into_iter().map(move |a| (category.to_string(), a.object.to_value()))
+        })
+        .collect()
 }
 
 /// Runs one oracle binary on `objects`: its header and a verdict each.
