@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::Checkpoint;
 use crate::finding::Finding;
+use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
+use crate::policy::binaries;
 use crate::policy::validate::{self, TetragonVersion};
 use crate::policy::{Assembled, Assembler, Draft, Mode};
 use crate::qualys::records::Record;
@@ -26,11 +28,13 @@ pub struct Options {
     pub mode: Mode,
     /// Tetragon schema versions every object must pass.
     pub versions: Vec<TetragonVersion>,
+    /// What no policy may target, and where policies stay in audit mode.
+    pub guardrails: Guardrails,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: Mode::Post, versions: TetragonVersion::ALL.to_vec() }
+        Options { mode: Mode::Post, versions: TetragonVersion::ALL.to_vec(), guardrails: Guardrails::default() }
     }
 }
 
@@ -71,6 +75,8 @@ pub struct Pipeline<'r> {
     categories: BTreeMap<String, String>,
     handled: Vec<(String, DateTime<Utc>)>,
     observer: Option<Box<dyn FnMut(std::time::Duration) + Send + 'r>>,
+    /// Finding values kept from the mappers, with how many findings named each.
+    withheld: BTreeMap<String, usize>,
 }
 
 impl<'r> Pipeline<'r> {
@@ -86,6 +92,7 @@ impl<'r> Pipeline<'r> {
             categories: BTreeMap::new(),
             handled: Vec::new(),
             observer: None,
+            withheld: BTreeMap::new(),
         }
     }
 
@@ -116,8 +123,9 @@ impl<'r> Pipeline<'r> {
     }
 
     /// Maps one finding, with the judgement on its addresses.
-    pub fn push_finding(&mut self, finding: Finding, assessment: &Assessment) {
+    pub fn push_finding(&mut self, mut finding: Finding, assessment: &Assessment) {
         self.report.records += 1;
+        self.withhold(&mut finding);
         if self.checkpoint.as_ref().is_some_and(|c| c.seen(&finding.id, finding.detected_at)) {
             self.report.already_handled += 1;
             return;
@@ -131,6 +139,32 @@ impl<'r> Pipeline<'r> {
             self.handled.push((finding.id.clone(), detected));
         }
         self.categories.insert(finding.id, finding.category);
+    }
+
+    /// Keeps from the mappers what a finding (attacker-influenced) must never
+    /// make a target: a protected or common system binary as its process, one
+    /// of the cluster's own addresses as its peer.
+    fn withhold(&mut self, finding: &mut Finding) {
+        if let Some(process) = &finding.process {
+            let base = process.binary.rsplit('/').next().unwrap_or(&process.binary);
+            let kind = if binaries::PROTECTED.contains(&base) {
+                Some("a protected binary")
+            } else if binaries::COMMON.contains(&base) {
+                Some("a common system binary")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                *self.withheld.entry(format!("process {} ({kind})", process.binary)).or_default() += 1;
+                finding.process = None;
+            }
+        }
+        if let Some(ip) = finding.destination_ip
+            && let Some(range) = self.options.guardrails.protected.ranges.iter().find(|r| r.net.contains(&ip))
+        {
+            *self.withheld.entry(format!("peer {ip} ({})", range.what)).or_default() += 1;
+            finding.destination_ip = None;
+        }
     }
 
     fn map(&mut self, finding: &Finding, assessment: &Assessment) {
@@ -173,10 +207,21 @@ impl<'r> Pipeline<'r> {
     /// Merges, validates and returns the policies.
     pub fn finish(mut self) -> Outcome {
         let mut policies = Vec::new();
-        for assembled in self.assembler.finish(self.options.mode) {
-            let mut problems = validate::validate(&assembled.object.to_value(), &self.options.versions);
+        for (value, count) in std::mem::take(&mut self.withheld) {
+            self.report.warnings.push(format!(
+                "{count} finding(s) named the {value}; it is never made a target, the mappers got the findings without it"
+            ));
+        }
+        let guardrails = &self.options.guardrails;
+        for assembled in self.assembler.finish(self.options.mode, guardrails) {
+            if let Some(warning) = &assembled.warning {
+                tracing::warn!(object = %assembled.object.display_name(), "{warning}");
+                self.report.warnings.push(format!("{}: {warning}", assembled.object.display_name()));
+            }
+            let versions = &self.options.versions;
+            let mut problems = validate::validate_with(&assembled.object.to_value(), versions, guardrails);
             if assembled.enforced != assembled.object {
-                problems.extend(validate::validate(&assembled.enforced.to_value(), &self.options.versions));
+                problems.extend(validate::validate_with(&assembled.enforced.to_value(), versions, guardrails));
                 problems.sort();
                 problems.dedup();
             }

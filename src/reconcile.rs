@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use crate::block::{self, network};
 use crate::cluster::apply::Change;
+use crate::guardrails::Guardrails;
 use crate::policy::lifecycle::{self, annotation, label, name_of};
-use crate::policy::validate::{TetragonVersion, validate};
+use crate::policy::validate::{TetragonVersion, validate_with};
 use crate::policy::{Mode, labels};
 
 /// When a policy we made no longer has a reason to exist.
@@ -35,6 +36,9 @@ pub struct Context {
     pub now: DateTime<Utc>,
     /// CRD versions to validate against.
     pub versions: Vec<TetragonVersion>,
+    /// What no policy may target (with the cluster's ranges when known),
+    /// and where policies stay in audit mode.
+    pub guardrails: Guardrails,
 }
 
 fn same_object(a: &Value, b: &Value) -> bool {
@@ -45,12 +49,13 @@ fn same_object(a: &Value, b: &Value) -> bool {
 }
 
 /// Checks `object` as it will be stored and as it would be enforced.
-pub fn check(object: &Value, versions: &[TetragonVersion]) -> Result<(), String> {
-    let mut problems = validate(object, versions);
+pub fn check(object: &Value, context: &Context) -> Result<(), String> {
+    let (versions, guardrails) = (&context.versions, &context.guardrails);
+    let mut problems = validate_with(object, versions, guardrails);
     if lifecycle::mode_of(object) != Some(Mode::Sigkill) {
         let mut enforced = object.clone();
         lifecycle::set_mode(&mut enforced, Mode::Sigkill).map_err(|e| e.to_string())?;
-        problems.extend(validate(&enforced, versions).into_iter().map(|mut p| {
+        problems.extend(validate_with(&enforced, versions, guardrails).into_iter().map(|mut p| {
             p.message = format!("{} (once promoted)", p.message);
             p
         }));
@@ -81,7 +86,7 @@ pub fn plan(
                 Ok(())
             }
         };
-        match merged.and_then(|()| check(&object, &context.versions)) {
+        match merged.and_then(|()| check(&object, context)) {
             Ok(()) => changes.push(Change::Apply { desired: object, existing: found.cloned() }),
             Err(error) => errors.push(error),
         }
@@ -149,9 +154,9 @@ pub fn rebuild_block(object: &Value, entries: Vec<block::Entry>, context: &Conte
     let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
     let mode = lifecycle::mode_of(object).unwrap_or_default();
     let network = annotation(object, block::NETWORK_POLICY) == Some("true");
-    let mut rebuilt = block::build(target, &entries, namespace, mode, network);
+    let mut rebuilt = block::build(target, &entries, namespace, mode, network, &context.guardrails);
     lifecycle::carry_over(&mut rebuilt, object).map_err(|e| e.to_string())?;
-    check(&rebuilt, &context.versions)?;
+    check(&rebuilt, context)?;
     Ok(rebuilt)
 }
 
@@ -198,7 +203,12 @@ mod tests {
     use serde_json::json;
 
     fn context() -> Context {
-        Context { actor: "tester".into(), now: Utc::now(), versions: TetragonVersion::ALL.to_vec() }
+        Context {
+            actor: "tester".into(),
+            now: Utc::now(),
+            versions: TetragonVersion::ALL.to_vec(),
+            guardrails: Guardrails::default(),
+        }
     }
 
     #[test]
@@ -210,12 +220,12 @@ mod tests {
             block::entry("203.0.113.7/32".into(), "c2", "a", past, ttl),
             block::entry("198.51.100.0/24".into(), "c2", "a", past, None),
         ];
-        let object = block::build(block::Target::Ip, &entries, None, Mode::Post, false);
+        let object = block::build(block::Target::Ip, &entries, None, Mode::Post, false, &Guardrails::default());
         let changes = expire_block(&object, &[], &ctx).unwrap();
         let Change::Apply { desired, .. } = &changes[0] else { panic!("{changes:?}") };
         assert_eq!(block::entries_of(desired).unwrap().len(), 1);
         let only = vec![entries[0].clone()];
-        let object = block::build(block::Target::Ip, &only, None, Mode::Post, false);
+        let object = block::build(block::Target::Ip, &only, None, Mode::Post, false, &Guardrails::default());
         let changes = expire_block(&object, &[], &ctx).unwrap();
         assert!(matches!(&changes[..], [Change::Delete { reason, .. }] if reason.contains("203.0.113.7/32")));
     }

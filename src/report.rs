@@ -59,6 +59,9 @@ pub struct Report {
     pub already_handled: usize,
     /// What was skipped, in input order.
     pub skipped: Vec<Skip>,
+    /// What the operator should know although nothing was skipped (a policy
+    /// kept in audit mode in a system namespace, a finding's value not used).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -85,6 +88,9 @@ impl Report {
             }
         }
         let _ = writeln!(out, "policies generated: {total} ({mode_note})");
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
         if !self.skipped.is_empty() {
             let errors = self.skipped.iter().filter(|s| s.is_error()).count();
             let _ = writeln!(out, "skipped: {} ({errors} for an error)", self.skipped.len());

@@ -9,7 +9,6 @@
 //! `DAddr` or `DPort`, as Tetragon's loader requires (see
 //! `../shared/reference/tetragon-policies.md`).
 
-pub mod guardrails;
 pub mod network;
 pub mod request;
 
@@ -19,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::guardrails::Guardrails;
 use crate::policy::lifecycle::{self, annotation, timestamp};
 use crate::policy::{Kind, Mode, PolicyObject, guard, labels};
 
@@ -139,7 +139,14 @@ pub fn kind_for(namespace: Option<&str>) -> Kind {
 
 /// The block policy for `entries` (which must not be empty), in `mode`.
 /// `network_policy` records that the block also wants a NetworkPolicy.
-pub fn build(target: Target, entries: &[Entry], namespace: Option<&str>, mode: Mode, network_policy: bool) -> Value {
+pub fn build(
+    target: Target,
+    entries: &[Entry],
+    namespace: Option<&str>,
+    mode: Mode,
+    network_policy: bool,
+    guardrails: &Guardrails,
+) -> Value {
     let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
     let mut spec = json!({
         "kprobes": [{
@@ -152,7 +159,7 @@ pub fn build(target: Target, entries: &[Entry], namespace: Option<&str>, mode: M
             }],
         }],
     });
-    guard::apply(&mut spec, namespace.is_none());
+    guard::apply(&mut spec, namespace.is_none(), guardrails);
     let enforce_actions = lifecycle::enforce_actions(&spec);
     mode.apply(&mut spec);
     let object = PolicyObject {
@@ -199,12 +206,12 @@ mod tests {
         for mode in [Mode::Post, Mode::Sigkill] {
             for namespace in [None, Some("payments")] {
                 for (target, entries) in [(Target::Ip, &ips), (Target::Port, &ports)] {
-                    let object = build(target, entries, namespace, mode, false);
+                    let object = build(target, entries, namespace, mode, false, &Guardrails::default());
                     assert_eq!(validate(&object, TetragonVersion::ALL), vec![], "{object}");
                 }
             }
         }
-        let object = build(Target::Port, &ports, None, Mode::Post, false);
+        let object = build(Target::Port, &ports, None, Mode::Post, false, &Guardrails::default());
         assert_eq!(object["spec"]["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"], json!(["4444", "6666"]));
         assert_eq!(object["spec"]["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
         assert_eq!(entries_of(&object).unwrap(), ports);

@@ -9,13 +9,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::guardrails::{Protected, check_ip, check_port, parse_ip, parse_port};
 use super::{Entry, Target, entries_of, entry, upsert};
 use crate::cluster::apply::Change;
 use crate::cluster::resource::Resource;
 use crate::cluster::{Cluster, ClusterError, managed_selector};
-use crate::policy::Mode;
+use crate::guardrails::{Protected, check_ip, check_port, parse_ip, parse_port};
 use crate::policy::lifecycle::{self, name_of};
+use crate::policy::{Mode, system_namespace_mode};
 use crate::reconcile::{self, Context, block_changes};
 
 /// Default cap on the entries of one block policy.
@@ -150,9 +150,21 @@ pub async fn plan_block(
     if !refusals.is_empty() {
         return Err(BlockError::Refused(refusals));
     }
+    // A forced block was allowed past the forceable refusals above; the
+    // policy check must not bring them back.
+    let forced;
+    let context = if request.force {
+        let mut stripped = context.clone();
+        stripped.guardrails.protected = context.guardrails.protected.without_forceable();
+        forced = stripped;
+        &forced
+    } else {
+        context
+    };
     let namespace = request.namespace.as_deref();
     let existing = companions(cluster, namespace).await?;
     let mut changes = Vec::new();
+    let mut warnings = Vec::new();
     let wanted = [
         (Target::Ip, request.ips.iter().map(IpNet::to_string).collect::<Vec<_>>()),
         (Target::Port, request.ports.iter().map(u16::to_string).collect::<Vec<_>>()),
@@ -189,18 +201,27 @@ pub async fn plan_block(
                 target.policy_name()
             )]));
         }
-        let mode = existing_mode.or(request.action).unwrap_or_default();
+        let mode = match existing_mode {
+            Some(mode) => mode,
+            None => {
+                let (mode, warning) =
+                    system_namespace_mode(namespace, request.action.unwrap_or_default(), &context.guardrails);
+                warnings.extend(warning);
+                mode
+            }
+        };
         let network = request.network_policy
             || old.as_ref().and_then(|o| lifecycle::annotation(o, super::NETWORK_POLICY)) == Some("true");
-        let mut new = super::build(target, &entries, namespace, mode, network && target == Target::Ip);
+        let mut new =
+            super::build(target, &entries, namespace, mode, network && target == Target::Ip, &context.guardrails);
         match &old {
             Some(old) => lifecycle::carry_over(&mut new, old).map_err(|e| BlockError::Refused(vec![e.to_string()]))?,
             None => lifecycle::record(&mut new, "created", &context.actor, context.now),
         }
-        reconcile::check(&new, &context.versions).map_err(|error| BlockError::Refused(vec![error]))?;
+        reconcile::check(&new, context).map_err(|error| BlockError::Refused(vec![error]))?;
         changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
     }
-    Ok(Planned { changes, warnings: Vec::new() })
+    Ok(Planned { changes, warnings })
 }
 
 /// The changes that remove `request`'s values: a block policy shrinks, or

@@ -10,9 +10,9 @@ use clap::Args;
 
 use super::cluster::WriteArgs;
 use super::{Exit, cluster};
-use crate::block::guardrails::parse_ip;
 use crate::block::request::{self, BlockError, BlockRequest, MAX_ENTRIES, UnblockRequest, parse_values};
 use crate::cluster::Cluster;
+use crate::guardrails::parse_ip;
 use crate::policy::Mode;
 use crate::policy::validate::TetragonVersion;
 use crate::reconcile::Context;
@@ -125,8 +125,13 @@ fn refused(error: BlockError) -> anyhow::Result<Exit> {
     }
 }
 
-async fn context(cluster: &Cluster) -> Context {
-    Context { actor: cluster.actor().await, now: Utc::now(), versions: TetragonVersion::ALL.to_vec() }
+async fn context(cluster: &Cluster, write: &WriteArgs, protected: Option<crate::guardrails::Protected>) -> Context {
+    let guardrails = write.guard.guardrails();
+    let guardrails = match protected {
+        Some(protected) => guardrails.with_cluster(protected),
+        None => guardrails,
+    };
+    Context { actor: cluster.actor().await, now: Utc::now(), versions: TetragonVersion::ALL.to_vec(), guardrails }
 }
 
 pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
@@ -154,10 +159,12 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
         let protected = cluster.protected().await?;
-        let planned = match request::plan_block(&cluster, &request, &protected, &context(&cluster).await).await {
+        let context = context(&cluster, &args.write, Some(protected.clone())).await;
+        let planned = match request::plan_block(&cluster, &request, &protected, &context).await {
             Ok(planned) => planned,
             Err(error) => return refused(error),
         };
+        planned.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
         cluster::carry_out(&cluster, planned.changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
@@ -172,7 +179,8 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.write.kube).await?;
         cluster.ensure_tetragon().await?;
-        let planned = match request::plan_unblock(&cluster, &request, &context(&cluster).await).await {
+        let planned = match request::plan_unblock(&cluster, &request, &context(&cluster, &args.write, None).await).await
+        {
             Ok(planned) => planned,
             Err(error) => return refused(error),
         };

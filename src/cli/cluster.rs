@@ -17,6 +17,9 @@ pub struct WriteArgs {
 
     #[command(flatten)]
     pub kube: KubeArgs,
+
+    #[command(flatten)]
+    pub guard: super::guard::GuardArgs,
 }
 
 /// A single-threaded runtime for one command.

@@ -108,8 +108,13 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
             let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
             anyhow::bail!("no managed TracingPolicy named {} (see kubectl qualys-respond status)", names.join(", "));
         }
-        let actor = cluster.actor().await;
-        let now = Utc::now();
+        let context = reconcile::Context {
+            actor: cluster.actor().await,
+            now: Utc::now(),
+            versions: TetragonVersion::ALL.to_vec(),
+            guardrails: args.write.guard.guardrails(),
+        };
+        let now = context.now;
         let mut changes = Vec::new();
         let mut errors = Vec::new();
         for old in policies.into_iter().filter(|p| args.all || args.names.iter().any(|n| n == name(p))) {
@@ -123,10 +128,18 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
                 eprintln!("{} skipped: in its mode for less than {}", name_of(old), humantime::format_duration(min));
                 continue;
             }
+            let namespace = old.pointer("/metadata/namespace").and_then(Value::as_str);
+            if let Some(ns) = namespace.filter(|ns| mode == Mode::Sigkill && context.guardrails.is_system(ns)) {
+                errors.push(format!(
+                    "{} is in the system namespace {ns}, where policies stay in audit mode; pass --allow-enforce-in {ns} to enforce there",
+                    name_of(old)
+                ));
+                continue;
+            }
             let mut new = old.clone();
             let switched = lifecycle::set_mode(&mut new, mode).map_err(|e| e.to_string()).and_then(|()| {
-                lifecycle::record(&mut new, event, &actor, now);
-                reconcile::check(&new, TetragonVersion::ALL)
+                lifecycle::record(&mut new, event, &context.actor, now);
+                reconcile::check(&new, &context)
             });
             match switched {
                 Ok(()) => changes.extend(changes_for(old, new, &existing)),
@@ -171,8 +184,14 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
         });
         let mut new = old.clone();
         tuning.apply(&mut new)?;
-        lifecycle::record(&mut new, "tuned", &cluster.actor().await, Utc::now());
-        if let Err(error) = reconcile::check(&new, TetragonVersion::ALL) {
+        let context = reconcile::Context {
+            actor: cluster.actor().await,
+            now: Utc::now(),
+            versions: TetragonVersion::ALL.to_vec(),
+            guardrails: args.write.guard.guardrails(),
+        };
+        lifecycle::record(&mut new, "tuned", &context.actor, context.now);
+        if let Err(error) = reconcile::check(&new, &context) {
             return Ok(cluster::refuse(&[error]));
         }
         cluster::carry_out(&cluster, changes_for(old, new, &existing), args.write.dry_run).await?;

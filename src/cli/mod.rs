@@ -5,6 +5,7 @@
 mod block;
 mod cluster;
 mod exit;
+mod guard;
 mod lifecycle;
 mod lint;
 mod mappers;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use secrecy::SecretString;
 
-use crate::block::guardrails::{Protected, parse_ip};
+use crate::guardrails::{Protected, parse_ip};
 use crate::reputation::Judge;
 use crate::reputation::abuseipdb::{AbuseIpDb, DEFAULT_URL, Settings};
 use crate::watch::Watched;

@@ -9,11 +9,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::Exit;
+use super::guard::GuardArgs;
 use super::mappers::MapperArgs;
 use super::reputation::ReputationArgs;
-use crate::block::guardrails::{Protected, parse_ip};
 use crate::block::request::MAX_ENTRIES;
 use crate::cluster::{Cluster, KubeArgs};
+use crate::guardrails::{Protected, parse_ip};
 use crate::pipeline::Options;
 use crate::policy::Mode;
 use crate::policy::validate::TetragonVersion;
@@ -156,6 +157,9 @@ pub struct ServeArgs {
     reputation: ReputationArgs,
 
     #[command(flatten)]
+    guard: GuardArgs,
+
+    #[command(flatten)]
     kube: KubeArgs,
 
     #[command(flatten)]
@@ -225,7 +229,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             token_file: args.api_token_file.clone(),
             cluster,
             dir: args.output_dir.clone(),
-            options: Options { mode: args.action, versions: versions.clone() },
+            options: Options { mode: args.action, versions: versions.clone(), guardrails: args.guard.guardrails() },
             coalesce: args.coalesce,
             limits: HttpLimits {
                 max_body: args.max_body,
@@ -235,7 +239,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             header_timeout: args.header_timeout,
             concurrency: args.concurrency,
             rate: (args.rate_limit, args.rate_burst),
-            blocks: BlockSettings { max_entries: args.max_entries, protect, versions },
+            blocks: BlockSettings {
+                max_entries: args.max_entries,
+                protect,
+                versions,
+                guardrails: args.guard.guardrails(),
+            },
             judge,
             protected,
             expire_interval: args.expire_interval,

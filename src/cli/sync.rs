@@ -8,16 +8,17 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
+use super::guard::GuardArgs;
 use super::mappers::MapperArgs;
 use super::reputation::ReputationArgs;
 use super::{Exit, cluster, print_stdout, read_input};
 use std::sync::{Arc, RwLock};
 
-use crate::block::guardrails::Protected;
 use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
 use crate::finding::category_key;
+use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
 use crate::output;
 use crate::pipeline::Options;
@@ -173,6 +174,9 @@ pub struct SyncArgs {
     #[command(flatten)]
     reputation: ReputationArgs,
 
+    #[command(flatten)]
+    guard: GuardArgs,
+
     /// Write one YAML file per policy into DIR (<name>.yaml; namespaced ones as
     /// <namespace>/<name>.yaml) instead of printing them.
     #[arg(long, value_name = "DIR")]
@@ -265,7 +269,17 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
             }
         };
         let mut registry = args.mappers.registry()?;
-        let run = Run { args: &args, target, cluster: cluster.as_ref() };
+        let guardrails = match &cluster {
+            Some(cluster) => match cluster.protected().await {
+                Ok(protected) => args.guard.guardrails().with_cluster(protected),
+                Err(error) => {
+                    eprintln!("warning: {error}; only the built-in ranges and ports are protected");
+                    args.guard.guardrails()
+                }
+            },
+            None => args.guard.guardrails(),
+        };
+        let run = Run { args: &args, target, cluster: cluster.as_ref(), guardrails };
         if !args.watch {
             return run.once(&mut registry).await;
         }
@@ -292,6 +306,8 @@ struct Run<'a> {
     args: &'a SyncArgs,
     target: Target,
     cluster: Option<&'a Cluster>,
+    /// With the cluster's own ranges when there is a cluster.
+    guardrails: Guardrails,
 }
 
 /// Where the checkpoint is kept.
@@ -321,7 +337,7 @@ impl Run<'_> {
             Some(Store::ConfigMap { cluster, namespace }) => cluster.load_checkpoint(namespace).await?,
             None => None,
         };
-        let options = Options { mode: args.action, versions: self.versions() };
+        let options = Options { mode: args.action, versions: self.versions(), guardrails: self.guardrails.clone() };
         let bar = progress_bar(args.quiet);
         let mut progress = |done: u64, total: Option<u64>| {
             if let Some(total) = total {
@@ -329,7 +345,7 @@ impl Run<'_> {
             }
             bar.set_position(done);
         };
-        let judge = self.judge().await?;
+        let judge = self.judge()?;
         let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), judge.as_ref(), &mut progress).await;
         bar.finish_and_clear();
         let Fetched { outcome, window } = fetched?;
@@ -393,18 +409,12 @@ impl Run<'_> {
 
     /// The reputation judge: when --feed, --allow or AbuseIPDB ask for one,
     /// and with a cluster, whose own ranges are never blocked.
-    async fn judge(&self) -> anyhow::Result<Option<Judge>> {
+    fn judge(&self) -> anyhow::Result<Option<Judge>> {
         if !self.args.reputation.configured() && self.cluster.is_none() {
             return Ok(None);
         }
-        let protected = match self.cluster {
-            Some(cluster) => cluster.protected().await.unwrap_or_else(|error| {
-                eprintln!("warning: {error}; only the built-in ranges are protected from reputation blocks");
-                Protected::baseline()
-            }),
-            None => Protected::baseline(),
-        };
-        Ok(Some(self.args.reputation.judge(Arc::new(RwLock::new(protected)))?))
+        let protected = Arc::new(RwLock::new(self.guardrails.protected.clone()));
+        Ok(Some(self.args.reputation.judge(protected)?))
     }
 
     fn versions(&self) -> Vec<TetragonVersion> {
@@ -418,7 +428,12 @@ impl Run<'_> {
         registry: &Registry,
         outcome: &crate::pipeline::Outcome,
     ) -> anyhow::Result<Result<Vec<Change>, Vec<String>>> {
-        let context = reconcile::Context { actor: cluster.actor().await, now: Utc::now(), versions: self.versions() };
+        let context = reconcile::Context {
+            actor: cluster.actor().await,
+            now: Utc::now(),
+            versions: self.versions(),
+            guardrails: self.guardrails.clone(),
+        };
         let handled = |category: &str| registry.handles(&category_key(category));
         let rules = reconcile::PruneRules { after: self.args.prune_after, handled: &handled };
         let plan = rollout::gather(cluster, rollout::desired(outcome))

@@ -12,11 +12,7 @@ use kube::api::{Api, ListParams};
 
 use super::connect::Cluster;
 use super::error::ClusterError;
-use crate::block::guardrails::Protected;
-
-/// Ports the kubelet and the API server listen on, protected even when the
-/// cluster does not name them.
-const WELL_KNOWN_PORTS: &[(u16, &str)] = &[(10250, "the kubelet's port"), (6443, "the API server's usual port")];
+use crate::guardrails::Protected;
 
 impl Cluster {
     /// Everything a block must not cut off in this cluster.
@@ -97,9 +93,6 @@ impl Cluster {
                     protected.port(port.port as u16, "the API server's port", true);
                 }
             }
-        }
-        for (port, what) in WELL_KNOWN_PORTS {
-            protected.port(*port, *what, true);
         }
         Ok(protected)
     }

@@ -20,7 +20,6 @@ mod registry;
 pub use catalog::{Catalog, Config, Entry};
 pub use engine::Limits;
 pub use error::{CallError, LoadError};
-pub(crate) use plugin::is_dns_label;
 pub use plugin::{MappedPolicy, Plugin, PluginInfo, Scope, Source};
 pub use registry::Registry;
 

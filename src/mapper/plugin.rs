@@ -481,10 +481,7 @@ pub(crate) fn is_technique(id: &str) -> bool {
     base && (bytes.len() == 5 || (bytes.len() == 9 && bytes[5] == b'.' && bytes[6..].iter().all(u8::is_ascii_digit)))
 }
 
-/// True for a DNS-1123 label (a namespace name).
-pub(crate) fn is_dns_label(name: &str) -> bool {
-    is_slug(name, 63) && name.as_bytes()[0].is_ascii_alphanumeric()
-}
+use crate::names::is_dns_label;
 
 fn check_output(
     policies: Vec<wit::Policy>,

@@ -20,6 +20,7 @@ use super::mode::Mode;
 use super::object::{Kind, PolicyObject, labels};
 use super::spec;
 use crate::finding::category_key;
+use crate::guardrails::Guardrails;
 use crate::mapper::{MappedPolicy, Scope};
 use crate::reputation::{Decision, Evidence};
 
@@ -53,14 +54,16 @@ pub struct Assembled {
     pub enforced: PolicyObject,
     /// Ids of the findings it answers, sorted.
     pub finding_ids: Vec<String>,
+    /// Why it is not in the mode asked for, when it is not.
+    pub warning: Option<String>,
 }
 
 /// Merges, names, labels, scopes and sets the mode of `drafts`.
 /// The result is sorted by kind, namespace and name.
-pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode) -> Vec<Assembled> {
+pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode, guardrails: &Guardrails) -> Vec<Assembled> {
     let mut assembler = Assembler::default();
     drafts.into_iter().for_each(|draft| assembler.add(draft));
-    assembler.finish(mode)
+    assembler.finish(mode, guardrails)
 }
 
 /// Merges drafts as they come, so that a run holds one spec per group, not
@@ -120,7 +123,7 @@ impl Assembler {
     }
 
     /// The objects, sorted by kind, namespace and name.
-    pub fn finish(self, mode: Mode) -> Vec<Assembled> {
+    pub fn finish(self, mode: Mode, guardrails: &Guardrails) -> Vec<Assembled> {
         let mut out: Vec<Assembled> = self
             .groups
             .into_iter()
@@ -128,7 +131,7 @@ impl Assembler {
                 let several = shapes.len() > 1;
                 shapes.into_iter().map(move |(shape, group)| {
                     let suffix = several.then(|| short_hash(&shape));
-                    group.finish(&category, &template, &scope, suffix.as_deref(), mode)
+                    group.finish(&category, &template, &scope, suffix.as_deref(), mode, guardrails)
                 })
             })
             .collect();
@@ -178,12 +181,21 @@ impl Group {
         }
     }
 
-    fn finish(mut self, category: &str, template: &str, scope: &Scope, suffix: Option<&str>, mode: Mode) -> Assembled {
+    fn finish(
+        mut self,
+        category: &str,
+        template: &str,
+        scope: &Scope,
+        suffix: Option<&str>,
+        mode: Mode,
+        guardrails: &Guardrails,
+    ) -> Assembled {
         let (kind, namespace) = match scope {
             Scope::Cluster => (Kind::TracingPolicy, None),
             Scope::Namespace(ns) => (Kind::TracingPolicyNamespaced, Some(ns.clone())),
         };
-        guard::apply(&mut self.spec, namespace.is_none());
+        guard::apply(&mut self.spec, namespace.is_none(), guardrails);
+        let (mode, warning) = system_namespace_mode(namespace.as_deref(), mode, guardrails);
         let mut enforced_spec = self.spec.clone();
         Mode::Sigkill.apply(&mut enforced_spec);
         mode.apply(&mut self.spec);
@@ -220,7 +232,21 @@ impl Group {
         let mut enforced = object.clone();
         enforced.labels.insert(labels::MODE.to_string(), Mode::Sigkill.label().to_string());
         enforced.spec = enforced_spec;
-        Assembled { object, enforced, finding_ids }
+        Assembled { object, enforced, finding_ids, warning }
+    }
+}
+
+/// Enforcing in a system namespace is for the operator to allow
+/// (`--allow-enforce-in`): until then the policy stays in audit mode.
+pub fn system_namespace_mode(namespace: Option<&str>, mode: Mode, guardrails: &Guardrails) -> (Mode, Option<String>) {
+    match namespace {
+        Some(ns) if mode == Mode::Sigkill && guardrails.is_system(ns) => (
+            Mode::Post,
+            Some(format!(
+                "{ns} is a system namespace: the policy stays in audit mode (Post); pass --allow-enforce-in {ns} to enforce there"
+            )),
+        ),
+        _ => (mode, None),
     }
 }
 
@@ -357,7 +383,8 @@ mod tests {
             || vec![draft("b", None, &["4444", "3333"]), draft("a", None, &["5555"]), draft("c", Some("shop"), &["1"])];
         let mut reversed = a();
         reversed.reverse();
-        let (x, y) = (assemble(a(), Mode::Post), assemble(reversed, Mode::Post));
+        let (x, y) =
+            (assemble(a(), Mode::Post, &Guardrails::default()), assemble(reversed, Mode::Post, &Guardrails::default()));
         assert_eq!(x.len(), 2);
         assert_eq!(
             format!("{:?}", x.iter().map(|a| a.object.to_value()).collect::<Vec<_>>()),
@@ -384,7 +411,11 @@ mod tests {
         let mut other_category = draft("c", None, &["9"]);
         other_category.category = "Reverse_Shell".into();
         other_category.policy.spec = Arc::clone(&first.policy.spec);
-        let out = assemble(vec![first, second, other_category, draft("d", None, &["4444"])], Mode::Post);
+        let out = assemble(
+            vec![first, second, other_category, draft("d", None, &["4444"])],
+            Mode::Post,
+            &Guardrails::default(),
+        );
         assert_eq!(out.len(), 2);
         let mining = &out[0].object;
         assert_eq!(mining.annotations[labels::FINDING_IDS], "a,b,d");
@@ -397,7 +428,7 @@ mod tests {
     fn different_shapes_get_distinct_stable_names() {
         let mut other = draft("z", None, &["1"]);
         Arc::make_mut(&mut other.policy.spec)["kprobes"][0]["call"] = json!("tcp_sendmsg");
-        let out = assemble(vec![draft("a", None, &["2"]), other], Mode::Post);
+        let out = assemble(vec![draft("a", None, &["2"]), other], Mode::Post, &Guardrails::default());
         assert_eq!(out.len(), 2);
         assert_ne!(out[0].object.name, out[1].object.name);
         assert!(out.iter().all(|a| a.object.name.starts_with("cdr-crypto-mining-pool-ports-")));

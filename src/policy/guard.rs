@@ -1,42 +1,28 @@
 //! The host's safety scoping, applied to every spec whatever the mapper did:
-//! cluster-wide policies are limited to containers, and no selector may match
-//! the binaries that keep a node running (kubelet, the container runtimes,
-//! the security agents). The validator (`validate::safety`) checks the same
-//! rules on everything, including files users lint.
+//! cluster-wide policies are limited to containers outside the system
+//! namespaces, no selector may match the binaries that keep a node running
+//! (kubelet, the container runtimes, the security agents; see
+//! [`super::binaries`]), and no enforcing selector reaches the host's PID
+//! namespace. The validator (`validate::safety`) checks the same rules on
+//! everything, including files users lint.
 
 use serde_json::{Value, json};
 
-use super::spec::{array, for_each_selector_mut, text, value_order};
+use super::binaries;
+use super::spec::{array, enforces, for_each_selector_mut, text, value_order};
+use crate::guardrails::Guardrails;
 
-/// Executables a policy must never match, by base name.
-pub const PROTECTED_BINARIES: &[&str] = &[
-    "kubelet",
-    "kube-proxy",
-    "containerd",
-    "containerd-shim",
-    "containerd-shim-runc-v2",
-    "runc",
-    "crun",
-    "crio",
-    "conmon",
-    "dockerd",
-    "tetragon",
-    "qualys-cloud-agent",
-];
+/// The pod label Tetragon gives every pod with its namespace; a cluster-wide
+/// policy's `podSelector` excludes namespaces with it.
+pub const NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
 
-/// Where the protected binaries are installed, for `NotIn` lists.
-const PROTECTED_DIRS: &[&str] = &["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"];
+pub use super::binaries::PROTECTED as PROTECTED_BINARIES;
 
-/// The Qualys Cloud Agent's own install path.
-const QUALYS_AGENT: &str = "/usr/local/qualys/cloud-agent/bin/qualys-cloud-agent";
-
-/// Every protected path, sorted: each protected binary in each system directory.
+/// Every protected path, sorted: each protected binary in each system
+/// directory, and the Qualys agent's own.
 pub static PROTECTED_PATHS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-    let mut paths: Vec<String> = PROTECTED_DIRS
-        .iter()
-        .flat_map(|dir| PROTECTED_BINARIES.iter().map(move |name| format!("{dir}/{name}")))
-        .chain(std::iter::once(QUALYS_AGENT.to_string()))
-        .collect();
+    let mut paths = binaries::paths(PROTECTED_BINARIES);
+    paths.push(binaries::QUALYS_AGENT.to_string());
     paths.sort();
     paths
 });
@@ -46,18 +32,69 @@ fn protected_suffixes() -> impl Iterator<Item = String> {
     PROTECTED_BINARIES.iter().map(|name| format!("/{name}"))
 }
 
-/// Limits a cluster-wide spec to containers and excludes the protected
-/// binaries from every selector of a kernel hook.
-pub fn apply(spec: &mut Value, cluster_wide: bool) {
+/// Limits a cluster-wide spec to containers outside the system namespaces,
+/// excludes the protected binaries from every selector of a kernel hook,
+/// and keeps every enforcing one off the host's PID namespace (hostPID pods
+/// and the node's own processes).
+pub fn apply(spec: &mut Value, cluster_wide: bool, guardrails: &Guardrails) {
     if cluster_wide && let Some(object) = spec.as_object_mut() {
-        object.entry("podSelector").or_insert_with(|| json!({}));
+        let selector = object.entry("podSelector").or_insert_with(|| json!({}));
+        exclude_namespaces(selector, &guardrails.system_namespaces);
     }
     for_each_selector_mut(spec, |hook_list, selector| {
         if matches!(hook_list, "uprobes" | "usdts") {
             return; // bound to one binary's path; checked by the validator
         }
         exclude_protected(selector);
+        if enforces(selector) {
+            exclude_host_pid_namespace(selector);
+        }
     });
+}
+
+/// Adds `namespaces` to the pod selector's `NotIn` expression on the pod
+/// namespace label (one expression, shared with `tune`).
+pub fn exclude_namespaces<'a>(pod_selector: &mut Value, namespaces: impl IntoIterator<Item = &'a String>) {
+    let mut namespaces = namespaces.into_iter().peekable();
+    if namespaces.peek().is_none() {
+        return;
+    }
+    let Some(selector) = pod_selector.as_object_mut() else { return };
+    let expressions = selector.entry("matchExpressions").or_insert_with(|| json!([]));
+    let Some(expressions) = expressions.as_array_mut() else { return };
+    let position = expressions.iter().position(|e| text(e, "key") == NAMESPACE_LABEL && text(e, "operator") == "NotIn");
+    let index = position.unwrap_or_else(|| {
+        expressions.push(json!({"key": NAMESPACE_LABEL, "operator": "NotIn", "values": []}));
+        expressions.len() - 1
+    });
+    let mut values: Vec<String> =
+        array(&expressions[index], "values").iter().filter_map(Value::as_str).map(str::to_string).collect();
+    values.extend(namespaces.cloned());
+    values.sort();
+    values.dedup();
+    expressions[index]["values"] = json!(values);
+}
+
+/// The `matchNamespaces` entry that keeps a selector off the host's PID namespace.
+pub fn host_pid_exclusion() -> Value {
+    json!({"namespace": "Pid", "operator": "NotIn", "values": ["host_ns"]})
+}
+
+fn exclude_host_pid_namespace(selector: &mut Value) {
+    let Some(object) = selector.as_object_mut() else { return };
+    let entries = object.entry("matchNamespaces").or_insert_with(|| json!([]));
+    let Some(entries) = entries.as_array_mut() else { return };
+    let pid = entries.iter_mut().find(|e| text(e, "namespace") == "Pid" && text(e, "operator") == "NotIn");
+    match pid {
+        Some(entry) => {
+            if let Some(values) = entry.get_mut("values").and_then(Value::as_array_mut)
+                && !values.iter().any(|v| v == "host_ns")
+            {
+                values.push(json!("host_ns"));
+            }
+        }
+        None => entries.push(host_pid_exclusion()),
+    }
 }
 
 /// Adds the protected binaries to a selector's binary filter where the
@@ -120,8 +157,12 @@ mod tests {
             {"matchBinaries": [{"operator": "NotIn", "values": ["/usr/bin/ping"]}]},
             {"matchBinaries": [{"operator": "In", "values": ["/usr/bin/curl"]}]},
         ]}]});
-        apply(&mut spec, true);
-        assert_eq!(spec["podSelector"], json!({}));
+        apply(&mut spec, true, &Guardrails::new(&[], &["kube-node-lease".into()]));
+        assert_eq!(
+            spec["podSelector"],
+            json!({"matchExpressions": [{"key": NAMESPACE_LABEL, "operator": "NotIn",
+                "values": ["kube-public", "kube-system", "qualys", "tetragon"]}]})
+        );
         let selectors = spec["kprobes"][0]["selectors"].as_array().unwrap();
         for selector in selectors {
             assert_eq!(protected_match(array(selector, "matchBinaries")), None, "{selector}");

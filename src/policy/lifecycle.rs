@@ -18,6 +18,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::assemble::{erase_values, unite_values};
+use super::guard;
+#[cfg(test)]
+use super::guard::NAMESPACE_LABEL;
 use super::mode::Mode;
 use super::object::labels;
 use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, text, value_order};
@@ -26,9 +29,6 @@ use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, text, value_ord
 const HISTORY_ENTRIES: usize = 20;
 /// Finding ids listed in the annotation (the count stays exact).
 const MAX_LISTED_IDS: usize = 100;
-/// The pod label Tetragon gives every pod with its namespace; a cluster-wide
-/// policy's `podSelector` excludes namespaces with it.
-pub const NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
 
 /// Why a lifecycle step cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -297,11 +297,7 @@ fn exclude_binaries(spec: &mut Value, paths: &BTreeSet<String>) -> Result<(), St
 fn exclude_namespaces(spec: &mut Value, namespaces: &BTreeSet<String>) {
     let Some(object) = spec.as_object_mut() else { return };
     let selector = object.entry("podSelector").or_insert_with(|| json!({}));
-    let Some(selector) = selector.as_object_mut() else { return };
-    let expressions = selector.entry("matchExpressions").or_insert_with(|| json!([]));
-    let Some(expressions) = expressions.as_array_mut() else { return };
-    expressions.retain(|e| !(text(e, "key") == NAMESPACE_LABEL && text(e, "operator") == "NotIn"));
-    expressions.push(json!({"key": NAMESPACE_LABEL, "operator": "NotIn", "values": namespaces}));
+    guard::exclude_namespaces(selector, namespaces);
 }
 
 /// Merges what a sync built (`desired`) into what the cluster holds
@@ -386,7 +382,11 @@ mod tests {
         let mut policy = object(json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Override", "argError": -1}]));
         assert_eq!(actions(&policy), &json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Post"}]));
         set_mode(&mut policy, Mode::Sigkill).unwrap();
-        assert_eq!(actions(&policy), &json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Sigkill"}]));
+        assert_eq!(
+            actions(&policy),
+            &json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Override", "argError": -1}]),
+            "promote restores the mapper's own action"
+        );
         assert_eq!(label(&policy, labels::MODE), Some("enforce"));
         set_mode(&mut policy, Mode::Post).unwrap();
         assert_eq!(actions(&policy), &json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Post"}]));

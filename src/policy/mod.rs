@@ -8,6 +8,7 @@
 //! Kubernetes object itself; `spec` holds helpers for walking a spec.
 
 mod assemble;
+pub mod binaries;
 pub mod evidence;
 pub mod guard;
 pub mod lifecycle;
@@ -16,7 +17,7 @@ mod object;
 pub(crate) mod spec;
 pub mod validate;
 
-pub use assemble::{Assembled, Assembler, Draft, assemble};
+pub use assemble::{Assembled, Assembler, Draft, assemble, system_namespace_mode};
 pub use guard::{PROTECTED_BINARIES, PROTECTED_PATHS};
 pub use mode::Mode;
 pub use object::{API_VERSION, Kind, PolicyObject, labels};

@@ -1,18 +1,23 @@
-//! Audit or enforce: the host, not the mapper, decides what every enforcing
-//! action becomes, so no component can bypass audit mode.
+//! Audit or enforce: the host, not the mapper, decides whether enforcing
+//! actions enforce, so no component can bypass audit mode. In enforce mode
+//! each action stays what the mapper asked for (`Sigkill`, `Override` with
+//! its `argError`, `Signal` with its `argSig`, `NotifyEnforcer`); in audit
+//! mode each becomes `Post`, and the `enforce-actions` annotation keeps the
+//! original, so `promote` restores it exactly.
 
 use serde_json::{Value, json};
 
 use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS};
 
-/// What enforcing actions become.
+/// Whether enforcing actions enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mode {
     /// Audit: every enforcing action becomes `Post` (log only).
     #[default]
     #[value(name = "Post", alias = "post", alias = "audit")]
     Post,
-    /// Enforce: every enforcing action becomes `Sigkill`.
+    /// Enforce: enforcing actions stay as the mapper wrote them (Sigkill,
+    /// Override, Signal, NotifyEnforcer).
     #[value(name = "Sigkill", alias = "sigkill", alias = "enforce")]
     Sigkill,
 }
@@ -26,7 +31,7 @@ impl Mode {
         }
     }
 
-    /// The Tetragon action enforcing actions become.
+    /// The action of a block policy in this mode.
     pub fn action(self) -> &'static str {
         match self {
             Mode::Post => "Post",
@@ -34,10 +39,10 @@ impl Mode {
         }
     }
 
-    /// Rewrites every enforcing action of `spec` (in `matchActions` and
-    /// `matchReturnActions`, hooks and selector macros alike) to this mode's
-    /// action, and drops a mapper's `policy-mode` option, which would
-    /// otherwise override the mode in the agent.
+    /// Puts `spec` in this mode: in audit mode every enforcing action (in
+    /// `matchActions` and `matchReturnActions`, hooks and selector macros
+    /// alike) becomes `Post`; in both modes a mapper's `policy-mode` option,
+    /// which would otherwise override the mode in the agent, is dropped.
     pub fn apply(self, spec: &mut Value) {
         for hook_list in HOOKS {
             if let Some(hooks) = spec.get_mut(*hook_list).and_then(Value::as_array_mut) {
@@ -64,8 +69,12 @@ impl Mode {
         }
     }
 
-    /// Rewrites the enforcing actions of one `matchActions` list.
+    /// Rewrites the enforcing actions of one `matchActions` list: to `Post`
+    /// in audit mode; in enforce mode the list stays as it is.
     pub fn rewrite_actions(self, actions: &mut Vec<Value>) {
+        if self == Mode::Sigkill {
+            return;
+        }
         for action in actions.iter_mut() {
             let name = action.get("action").and_then(Value::as_str).unwrap_or_default();
             if ENFORCING_ACTIONS.contains(&name) {
@@ -113,9 +122,14 @@ mod tests {
     }
 
     #[test]
-    fn enforce_turns_them_into_sigkill() {
+    fn enforce_keeps_what_the_mapper_asked_for() {
         let mut s = spec();
         Mode::Sigkill.apply(&mut s);
-        assert_eq!(s["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Sigkill"}]));
+        assert_eq!(
+            s["kprobes"][0]["selectors"][0]["matchActions"],
+            json!([{"action": "Override", "argError": -1}, {"action": "Sigkill"}])
+        );
+        assert_eq!(s["lsmhooks"][0]["selectors"][0]["matchActions"], json!([{"action": "Signal", "argSig": 9}]));
+        assert_eq!(s["options"], json!([{"name": "disable-kprobe-multi", "value": "1"}]), "policy-mode dropped");
     }
 }

@@ -51,8 +51,8 @@ pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
         severity: fields.severity()?,
         detected_at: fields.timestamp()?,
         cluster: fields.text(&["clusterName", "cluster"])?,
-        namespace: fields.text(&["namespace", "podNamespace"])?,
-        pod: fields.text(&["pod", "podName"])?,
+        namespace: fields.name(&["namespace", "podNamespace"], crate::names::is_dns_label, "a namespace name")?,
+        pod: fields.name(&["pod", "podName"], crate::names::is_dns_subdomain, "a pod name")?,
         container: fields.text(&["containerName", "container"])?,
         image: fields.text(&["imageName", "image"])?,
         process: binary.map(|binary| Process { binary, arguments }),
@@ -62,6 +62,11 @@ pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
         labels: fields.labels()?,
         raw: value.to_string(),
     })
+}
+
+/// At most 64 characters of `text`, for messages.
+fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -91,6 +96,17 @@ impl Fields<'_> {
             Some((_, Value::String(s))) => Ok(Some(s.trim().to_string())),
             Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
             Some((name, other)) => Err(malformed(format!("`{name}` should be a string, got {}", kind(other)))),
+        }
+    }
+
+    /// A Kubernetes name: text that `valid` accepts.
+    fn name(&self, names: &[&'static str], valid: fn(&str) -> bool, what: &str) -> Result<Option<String>, Malformed> {
+        match self.text(names)? {
+            Some(name) if !valid(&name) => {
+                let field = names.iter().find(|n| self.0.contains_key(**n)).copied().unwrap_or(names[0]);
+                Err(malformed(format!("`{field}` {:?} is not {what}", clip(&name))))
+            }
+            other => Ok(other),
         }
     }
 
@@ -227,6 +243,9 @@ mod tests {
             ("severity", json!([1]), "should be a number"),
             ("timestamp", json!("yesterday"), "is not an RFC 3339 time"),
             ("uuid", json!({}), "should be a string"),
+            ("namespace", json!("Kube_System"), "is not a namespace name"),
+            ("namespace", json!("../../etc"), "is not a namespace name"),
+            ("pod", json!("web 1"), "is not a pod name"),
         ] {
             let mut record = base.clone();
             record[field] = value;

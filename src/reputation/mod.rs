@@ -20,8 +20,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::guardrails::Protected;
 use crate::finding::Finding;
+use crate::guardrails::Protected;
 use crate::ioc::{self, is_public};
 use crate::watch::{Parse, WatchError, Watched};
 use abuseipdb::AbuseIpDb;
@@ -254,7 +254,7 @@ mod tests {
     fn judge(feeds: &[PathBuf], allow: &[&str]) -> Judge {
         let mut protected = Protected::baseline();
         protected.address("198.51.100.1".parse().unwrap(), "node node-1 (ExternalIP)");
-        let allow: Vec<ipnet::IpNet> = allow.iter().map(|a| crate::block::guardrails::parse_ip(a).unwrap()).collect();
+        let allow: Vec<ipnet::IpNet> = allow.iter().map(|a| crate::guardrails::parse_ip(a).unwrap()).collect();
         Judge::new(&allow, None, feeds, None, Arc::new(RwLock::new(protected))).unwrap()
     }
 

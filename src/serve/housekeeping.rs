@@ -13,9 +13,10 @@ use serde_json::Value;
 use super::auth::SeenFindings;
 use super::intake::learn;
 use super::metrics::{Metrics, OutcomeLabels};
-use crate::block::{self, guardrails::Protected};
+use crate::block;
 use crate::cluster::Cluster;
 use crate::cluster::apply::{DryRun, execute};
+use crate::guardrails::{Guardrails, Protected};
 use crate::policy::validate::TetragonVersion;
 use crate::reconcile::Context;
 use crate::rollout;
@@ -65,11 +66,13 @@ pub async fn run(
     metrics: Arc<Metrics>,
     seen: Arc<SeenFindings>,
     protected: Arc<RwLock<Protected>>,
+    guardrails: Guardrails,
     every: Duration,
 ) {
     let mut since_protected = Duration::ZERO;
     loop {
-        let context = Context { actor: actor.clone(), now: Utc::now(), versions: versions.clone() };
+        let guardrails = guardrails.clone().with_cluster(protected.read().unwrap_or_else(|e| e.into_inner()).clone());
+        let context = Context { actor: actor.clone(), now: Utc::now(), versions: versions.clone(), guardrails };
         match rollout::gather(&cluster, Vec::new()).await {
             Ok(gathered) => {
                 let plan = gathered.plan(&context, None);

@@ -75,6 +75,8 @@ pub struct BlockSettings {
     pub protect: Vec<(ipnet::IpNet, String)>,
     /// CRD versions to validate against.
     pub versions: Vec<TetragonVersion>,
+    /// Where blocks stay in audit mode (the command line's guardrails).
+    pub guardrails: crate::guardrails::Guardrails,
 }
 
 /// Readiness, checked against the cluster at most once per interval.
@@ -546,9 +548,14 @@ where
     Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the block policies kept changing; try again").retry_after(1))
 }
 
-fn context(actor: &str, client: Option<&ClientAddr>, route: &str, versions: &[TetragonVersion]) -> Context {
+fn context(actor: &str, client: Option<&ClientAddr>, route: &str, settings: &BlockSettings) -> Context {
     let from = client.map(|c| format!(" from {}", c.0.ip())).unwrap_or_default();
-    Context { actor: format!("{actor} via {route}{from}"), now: Utc::now(), versions: versions.to_vec() }
+    Context {
+        actor: format!("{actor} via {route}{from}"),
+        now: Utc::now(),
+        versions: settings.versions.clone(),
+        guardrails: settings.guardrails.clone(),
+    }
 }
 
 async fn block(State(state): State<Arc<AppState>>, request: Request) -> Answer {
@@ -593,7 +600,8 @@ async fn block(State(state): State<Arc<AppState>>, request: Request) -> Answer {
     let client = parts.extensions.get::<ClientAddr>();
     carry_out(cluster, || async {
         let protected = cluster.protected().await?;
-        let context = context(actor, client, "/api/block", &state.blocks.versions);
+        let mut context = context(actor, client, "/api/block", &state.blocks);
+        context.guardrails = context.guardrails.with_cluster(protected.clone());
         request::plan_block(cluster, &wanted, &protected, &context).await
     })
     .await
@@ -619,7 +627,7 @@ async fn unblock(State(state): State<Arc<AppState>>, request: Request) -> Answer
     let wanted = UnblockRequest { ips, ports, all: body.all, namespace: body.namespace };
     let client = parts.extensions.get::<ClientAddr>();
     carry_out(cluster, || async {
-        let context = context(actor, client, "/api/unblock", &state.blocks.versions);
+        let context = context(actor, client, "/api/unblock", &state.blocks);
         request::plan_unblock(cluster, &wanted, &context).await
     })
     .await

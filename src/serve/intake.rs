@@ -110,6 +110,10 @@ pub struct Sink {
     pub dir: Option<PathBuf>,
     /// CRD versions to validate against.
     pub versions: Vec<crate::policy::validate::TetragonVersion>,
+    /// The guardrails of the command line.
+    pub guardrails: crate::guardrails::Guardrails,
+    /// The cluster's ranges, kept current by the housekeeping.
+    pub protected: Arc<std::sync::RwLock<crate::guardrails::Protected>>,
 }
 
 /// The coalescer's shared parts.
@@ -226,7 +230,13 @@ impl Intake {
     }
 
     fn context(&self, actor: &str) -> Context {
-        Context { actor: actor.to_string(), now: Utc::now(), versions: self.sink.versions.clone() }
+        let protected = self.sink.protected.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Context {
+            actor: actor.to_string(),
+            now: Utc::now(),
+            versions: self.sink.versions.clone(),
+            guardrails: self.sink.guardrails.clone().with_cluster(protected),
+        }
     }
 
     /// Plans and applies until the cluster holds what the batch wants.

@@ -35,8 +35,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use crate::block::guardrails::Protected;
 use crate::cluster::Cluster;
+use crate::guardrails::Protected;
 use crate::mapper::Registry;
 use crate::pipeline::Options;
 use crate::reputation::Judge;
@@ -130,7 +130,13 @@ pub async fn run(
     let intake = Intake {
         window: config.coalesce,
         mapper,
-        sink: Sink { cluster: actor.clone(), dir: config.dir.clone(), versions: config.options.versions.clone() },
+        sink: Sink {
+            cluster: actor.clone(),
+            dir: config.dir.clone(),
+            versions: config.options.versions.clone(),
+            guardrails: config.options.guardrails.clone(),
+            protected: Arc::clone(&config.protected),
+        },
         metrics: Arc::clone(&metrics),
         seen: Arc::clone(&seen),
     };
@@ -161,6 +167,7 @@ pub async fn run(
             Arc::clone(&metrics),
             Arc::clone(&seen),
             Arc::clone(&config.protected),
+            config.options.guardrails.clone(),
             config.expire_interval,
         ))
     });

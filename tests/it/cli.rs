@@ -54,7 +54,8 @@ fn every_input_form_gives_the_same_policies() {
     assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the forms disagree");
     assert_eq!(
         names(&outputs[0]),
-        ["cdr-reverse-shell-peer-addresses", "cdr-reverse-shell-shell-egress", "cdr-crypto-mining-pool-ports"]
+        ["cdr-reverse-shell-peer-addresses", "cdr-crypto-mining-pool-ports"],
+        "a reverse shell without a namespace blocks its peer only: cluster-wide, shell-egress would stop every shell"
     );
 }
 

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! With those variables set (and no BLESS) the oracles also run live and
-//! must give the recorded verdicts. An oracle built from a local checkout
+//! must give the recorded verdicts. A variable may hold a command line: the
+//! agent reads `/proc/1/ns/*` for `host_ns`, which a sandbox may hide, so
+//! there run it as `unshare --pid --fork --mount-proc …/oracle`. An oracle built from a local checkout
 //! of Tetragon reports its version as `v0.0.0`: write the commit into the
 //! recording's `oracles` entry.
 
@@ -168,7 +170,9 @@ fn hostile_loader_breaks() -> Vec<(String, Value)> {
                     evidence: Default::default(),
                 })
                 .collect();
-            assemble(drafts, Mode::Sigkill).into_iter().map(move |a| (category.to_string(), a.object.to_value()))
+            assemble(drafts, Mode::Sigkill, &Default::default())
+                .into_iter()
+                .map(move |a| (category.to_string(), a.object.to_value()))
         })
         .collect()
 }
@@ -180,7 +184,10 @@ fn run_oracle(binary: &str, objects: &[Judged]) -> (Value, Vec<Verdict>) {
         stream.push_str("---\n");
         stream.push_str(&serde_yaml::to_string(&judged.object).unwrap());
     }
-    let mut child = Command::new(binary)
+    let mut words = binary.split_whitespace();
+    let program = words.next().expect("the oracle variable names a program");
+    let mut child = Command::new(program)
+        .args(words)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -181,15 +181,20 @@ fn crypto_mining(finding: &Finding) -> Vec<Draft> {
     drafts
 }
 
+/// Shells connecting out, in the finding's namespace only: cluster-wide it
+/// would stop every shell of every container (the host refuses that).
 fn reverse_shell(finding: &Finding) -> Vec<Draft> {
     let shells = list(SHELLS);
-    let mut drafts = vec![Draft {
-        template: "shell-egress",
-        indicators: SHELLS.iter().map(|s| format!("binary:*{s}")).collect(),
-        spec: tcp_connect(&format!(
-            r#"[{{"matchArgs":[{{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}}],"matchBinaries":[{{"operator":"Postfix","values":{shells}}}],"matchActions":{SIGKILL}}}]"#
-        )),
-    }];
+    let mut drafts = Vec::new();
+    if finding.namespace.is_some() {
+        drafts.push(Draft {
+            template: "shell-egress",
+            indicators: SHELLS.iter().map(|s| format!("binary:*{s}")).collect(),
+            spec: tcp_connect(&format!(
+                r#"[{{"matchArgs":[{{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}}],"matchBinaries":[{{"operator":"Postfix","values":{shells}}}],"matchActions":{SIGKILL}}}]"#
+            )),
+        });
+    }
     drafts.extend(peer_addresses(finding));
     drafts
 }

@@ -109,7 +109,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
 
     let mut registry = Registry::empty();
     registry.add(plugin);
-    let options = Options { mode: args.action, versions: TetragonVersion::ALL.to_vec() };
+    let options = Options { mode: args.action, versions: TetragonVersion::ALL.to_vec(), ..Options::default() };
     let outcome = pipeline::run(records, &mut registry, &options);
     let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
     let actual = output::yaml_stream(&objects).context("cannot render YAML")?;

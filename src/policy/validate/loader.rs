@@ -113,7 +113,7 @@ const SECTIONS: &[&str] = &["kprobes", "tracepoints", "lsmhooks", "uprobes", "us
 
 fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    if !is_dns_subdomain(name) {
+    if !crate::names::is_dns_subdomain(name) {
         out.push(problem(
             "metadata.name",
             "loader/name",
@@ -129,7 +129,7 @@ fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
                 "no namespace: `kubectl apply` puts it in the current namespace, but Tetragon's agent rejects it when it loads the file itself (--tracing-policy, tetra tracingpolicy add)",
             ));
         }
-        (Kind::TracingPolicyNamespaced, Some(ns)) if !crate::mapper::is_dns_label(ns) => {
+        (Kind::TracingPolicyNamespaced, Some(ns)) if !crate::names::is_dns_label(ns) => {
             out.push(problem(
                 "metadata.namespace",
                 "loader/namespace",
@@ -145,17 +145,6 @@ fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         }
         _ => {}
     }
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
 }
 
 fn check_kprobe(hook: &Value, at: &str, calls: &mut BTreeSet<String>, out: &mut Vec<Problem>) {
@@ -559,6 +548,7 @@ mod tests {
         assert!(!is_address("10.0.0.0/33") && !is_address("172.2") && !is_address("host"));
         assert!(is_port_or_range("3333") && is_port_or_range("1000:2000"));
         assert!(!is_port_or_range("70000") && !is_port_or_range("20:10"));
+        use crate::names::is_dns_subdomain;
         assert!(is_dns_subdomain("cdr-a.b") && !is_dns_subdomain("Cdr") && !is_dns_subdomain("a_b"));
     }
 }

@@ -15,6 +15,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::object::{API_VERSION, Kind};
+use crate::guardrails::Guardrails;
 
 pub use crd::TetragonVersion;
 
@@ -81,8 +82,18 @@ pub fn crd_problems(object: &Value, version: TetragonVersion) -> Option<Vec<Prob
     Some(found)
 }
 
-/// Every problem of `object` for the given Tetragon versions, sorted.
+/// Every problem of `object` for the given Tetragon versions, sorted, with
+/// the default guardrails (no cluster known).
 pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
+    validate_with(object, versions, &DEFAULT_GUARDRAILS)
+}
+
+static DEFAULT_GUARDRAILS: std::sync::LazyLock<Guardrails> = std::sync::LazyLock::new(Guardrails::default);
+
+/// Every problem of `object` for the given Tetragon versions, sorted;
+/// `guardrails` holds what no enforcing policy may target (with the
+/// cluster's own ranges when they are known).
+pub fn validate_with(object: &Value, versions: &[TetragonVersion], guardrails: &Guardrails) -> Vec<Problem> {
     let mut problems = Vec::new();
     if object.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
         problems.push(problem("apiVersion", "kind", format!("must be {API_VERSION}")));
@@ -107,7 +118,7 @@ pub fn validate(object: &Value, versions: &[TetragonVersion]) -> Vec<Problem> {
     }
     problems.extend(schema_problems);
     loader::check(object, kind, &mut problems);
-    safety::check(object, kind, &mut problems);
+    safety::check(object, kind, guardrails, &mut problems);
     problems.sort();
     problems.dedup();
     problems
@@ -132,6 +143,7 @@ mod tests {
             "args": [{"index": 0, "type": "sock"}],
             "selectors": [{"matchArgs": [{"index": 0, "operator": "DAddr", "values": ["169.254.169.254/32"]}],
                 "matchBinaries": [{"operator": "In", "values": ["/usr/bin/curl"]}],
+                "matchNamespaces": [{"namespace": "Pid", "operator": "NotIn", "values": ["host_ns"]}],
                 "matchActions": [{"action": "Sigkill"}]}]}]});
         assert_eq!(validate(&object(imds), TetragonVersion::ALL), vec![]);
     }
@@ -152,12 +164,167 @@ mod tests {
                 "args": [{"index": 0, "type": "sock"}],
                 "selectors": [{"matchArgs": [{"index": 0, "operator": "DAddr", "values": values}],
                     "matchBinaries": [{"operator": "In", "values": ["/usr/bin/curl"]}],
+                    "matchNamespaces": [{"namespace": "Pid", "operator": "NotIn", "values": ["host_ns"]}],
                     "matchActions": [{"action": "Sigkill"}]}]}]})
         };
         assert!(rules(spec(json!(["0.0.0.0/0"]))).contains(&"safety/address".to_string()));
         assert!(rules(spec(json!(["127.0.0.1"]))).contains(&"safety/address".to_string()));
         assert!(rules(spec(json!(["::/0"]))).contains(&"safety/address".to_string()));
         assert_eq!(rules(spec(json!(["203.0.113.0/24", "169.254.169.254"]))), Vec::<String>::new());
+    }
+
+    /// A one-selector enforcing kprobe, guarded as the host emits it.
+    fn hook(call: &str, args: Value, selector: Value) -> Value {
+        let mut selector = selector;
+        selector["matchActions"] = json!([{"action": "Sigkill"}]);
+        let syscall = call.starts_with("sys_");
+        let mut spec = json!({"kprobes": [{"call": call, "syscall": syscall, "args": args, "selectors": [selector]}]});
+        crate::policy::guard::apply(&mut spec, true, &Guardrails::default());
+        spec
+    }
+
+    #[test]
+    fn the_blast_radius_is_judged_on_every_enforcing_selector() {
+        let sock = json!([{"index": 0, "type": "sock"}]);
+        let binprm = json!([{"index": 0, "type": "linux_binprm"}]);
+        let cases = [
+            (
+                "every exec",
+                hook(
+                    "security_bprm_check",
+                    binprm.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "Prefix", "values": ["/"]}]}),
+                ),
+                "safety/unfiltered",
+            ),
+            (
+                "exclusions only",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "NotDAddr", "values": ["127.0.0.1"]}]}),
+                ),
+                "safety/unfiltered",
+            ),
+            (
+                "two halves",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "DAddr", "values": ["0.0.0.0/1", "128.0.0.0/1"]}]}),
+                ),
+                "safety/address",
+            ),
+            (
+                "DNS",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "DPort", "values": ["53"]}]}),
+                ),
+                "safety/port",
+            ),
+            (
+                "most ports",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "DPort", "values": ["1024:65535"]}]}),
+                ),
+                "safety/port",
+            ),
+            (
+                "the kubelet's port",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "DPort", "values": ["10000:10300"]}]}),
+                ),
+                "safety/port",
+            ),
+            (
+                "every shell's exec",
+                hook(
+                    "security_bprm_check",
+                    binprm.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/sh"]}]}),
+                ),
+                "safety/common-binary",
+            ),
+            (
+                "every shell's connections",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchBinaries": [{"operator": "Postfix", "values": ["/bash"]}]}),
+                ),
+                "safety/common-binary",
+            ),
+            (
+                "kubelet's exec",
+                hook(
+                    "security_bprm_check",
+                    binprm.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/kubelet"]}]}),
+                ),
+                "safety/protected-binary",
+            ),
+            (
+                "the host",
+                hook(
+                    "tcp_connect",
+                    sock.clone(),
+                    json!({"matchArgs": [{"index": 0, "operator": "DPort", "values": ["4444"]}]}),
+                ),
+                "",
+            ),
+        ];
+        for (what, spec, rule) in cases {
+            let found = rules(spec);
+            if rule.is_empty() {
+                assert_eq!(found, Vec::<String>::new(), "{what}");
+            } else {
+                assert!(found.iter().any(|r| r == rule), "{what}: {found:?}");
+            }
+        }
+        let mut host = hook(
+            "tcp_connect",
+            sock.clone(),
+            json!({"matchArgs": [{"index": 0, "operator": "DPort", "values": ["4444"]}]}),
+        );
+        host["kprobes"][0]["selectors"][0]["matchNamespaces"] =
+            json!([{"namespace": "Pid", "operator": "In", "values": ["host_ns"]}]);
+        assert!(rules(host).contains(&"safety/host".to_string()));
+        // Narrow policies stay allowed: the same shell rule for one workload.
+        let mut narrow = hook(
+            "security_bprm_check",
+            binprm,
+            json!({"matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/sh"]}]}),
+        );
+        narrow["podSelector"]["matchLabels"] = json!({"app": "frontend"});
+        assert_eq!(rules(narrow), Vec::<String>::new());
+        let narrow_address = hook(
+            "tcp_connect",
+            sock,
+            json!({"matchArgs": [{"index": 0, "operator": "DAddr", "values": ["203.0.113.7/32"]}]}),
+        );
+        assert_eq!(rules(narrow_address), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_clusters_own_ranges_are_judged_when_known() {
+        let sock = json!([{"index": 0, "type": "sock"}]);
+        let spec = hook(
+            "tcp_connect",
+            sock,
+            json!({"matchArgs": [{"index": 0, "operator": "DAddr", "values": ["10.244.1.7"]}]}),
+        );
+        assert_eq!(rules(spec.clone()), Vec::<String>::new());
+        let mut protected = crate::guardrails::Protected::baseline();
+        protected.range("10.244.0.0/16".parse().unwrap(), "the pod range of node-1", true);
+        let guardrails = Guardrails::default().with_cluster(protected);
+        let found = validate_with(&object(spec), TetragonVersion::ALL, &guardrails);
+        assert!(found.iter().any(|p| p.rule == "safety/address" && p.message.contains("pod range")), "{found:?}");
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! What a manual block (or a mapper) may never cut off: every address and
-//! every port, loopback, the nodes, the API server, the cluster DNS, and,
-//! unless forced, the pod and service ranges. Addresses are parsed, never
-//! compared as strings.
+//! What no policy may cut off, whoever made it (a manual block, a mapper,
+//! the server's API): every address and every port, loopback, DNS, the
+//! nodes, the API server and the kubelet, the cluster DNS, and, unless a
+//! block is forced, the pod and service ranges; and the namespaces where
+//! policies stay in audit mode. Addresses are parsed, never compared as
+//! strings. This module is a leaf: policy, block, reconcile and serve use it.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -38,8 +41,77 @@ pub struct Protected {
     pub ports: Vec<ProtectedPort>,
 }
 
+/// Ports the kubelet and the API server listen on, protected even when the
+/// cluster does not name them (a block may force them, a policy may not).
+pub const WELL_KNOWN_PORTS: &[(u16, &str)] = &[(10250, "the kubelet's port"), (6443, "the API server's usual port")];
+
+/// Namespaces where policies stay in audit mode unless allowed: the
+/// cluster's own, and where Tetragon and the Qualys sensor usually run.
+pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "tetragon", "qualys"];
+
+/// Everything a policy is checked against before it is written.
+#[derive(Debug, Clone)]
+pub struct Guardrails {
+    /// Ranges and ports no enforcing policy may target.
+    pub protected: Protected,
+    /// Where policies stay in audit mode, and which cluster-wide policies
+    /// leave out (their pods' namespace label).
+    pub system_namespaces: BTreeSet<String>,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails::new(&[], &[])
+    }
+}
+
+impl Guardrails {
+    /// The defaults, with more system namespaces and some allowed to enforce.
+    pub fn new(system: &[String], allow_enforce_in: &[String]) -> Guardrails {
+        let mut system_namespaces: BTreeSet<String> = SYSTEM_NAMESPACES.iter().map(|s| s.to_string()).collect();
+        system_namespaces.extend(system.iter().cloned());
+        for allowed in allow_enforce_in {
+            system_namespaces.remove(allowed);
+        }
+        Guardrails { protected: Protected::baseline(), system_namespaces }
+    }
+
+    /// These guardrails with the cluster's own ranges and ports.
+    pub fn with_cluster(mut self, protected: Protected) -> Guardrails {
+        self.protected = protected;
+        self
+    }
+
+    /// True when policies in `namespace` stay in audit mode.
+    pub fn is_system(&self, namespace: &str) -> bool {
+        self.system_namespaces.contains(namespace)
+    }
+}
+
+/// How many addresses `nets` cover together, per family, as a fraction of
+/// the family's space (`0.5` for `0.0.0.0/1`); overlapping ranges count once.
+pub fn coverage(nets: &[IpNet]) -> (f64, f64) {
+    let mut v4 = 0.0;
+    let mut v6 = 0.0;
+    for net in IpNet::aggregate(&nets.to_vec()) {
+        match net {
+            IpNet::V4(n) => v4 += 2f64.powi(-i32::from(n.prefix_len())),
+            IpNet::V6(n) => v6 += 2f64.powi(-i32::from(n.prefix_len())),
+        }
+    }
+    (v4, v6)
+}
+
+/// The broadest share of a family one policy may target: a /8 of IPv4, a /16 of IPv6.
+pub fn too_broad(nets: &[IpNet]) -> bool {
+    let (v4, v6) = coverage(nets);
+    v4 > 2f64.powi(-8) || v6 > 2f64.powi(-16)
+}
+
 impl Protected {
-    /// What every cluster protects: loopback and the unspecified addresses, DNS's port.
+    /// What every cluster protects: loopback and the unspecified addresses,
+    /// DNS's port, and (forceable for blocks) the kubelet's and the API
+    /// server's usual ports.
     pub fn baseline() -> Protected {
         let mut protected = Protected::default();
         let v4 = |a, b, c, d, prefix| IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix));
@@ -49,7 +121,18 @@ impl Protected {
         protected.range(v4(0, 0, 0, 0, 32), "the unspecified address", false);
         protected.range(v6(Ipv6Addr::UNSPECIFIED), "the unspecified address", false);
         protected.port(53, "DNS", false);
+        for (port, what) in WELL_KNOWN_PORTS {
+            protected.port(*port, *what, true);
+        }
         protected
+    }
+
+    /// These protections without the ones `--force` overrides.
+    pub fn without_forceable(&self) -> Protected {
+        Protected {
+            ranges: self.ranges.iter().filter(|r| !r.forceable).cloned().collect(),
+            ports: self.ports.iter().filter(|p| !p.forceable).cloned().collect(),
+        }
     }
 
     /// Protects `net`.
