@@ -54,9 +54,9 @@ pub enum CheckpointError {
 }
 
 impl Checkpoint {
-    /// Where the next window starts.
+    /// Where the next window starts (the overlap is bounded when parsed).
     pub fn window_start(&self) -> DateTime<Utc> {
-        self.mark - chrono::Duration::seconds(self.overlap_seconds as i64)
+        earlier(self.mark, Duration::from_secs(self.overlap_seconds))
     }
 
     /// True when a finding was already processed.
@@ -77,7 +77,7 @@ impl Checkpoint {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b)?,
         };
-        let floor = mark - chrono::Duration::from_std(overlap).unwrap_or_default();
+        let floor = earlier(mark, overlap);
         let mut recent_ids: BTreeSet<String> =
             processed.iter().filter(|(_, t)| *t >= floor).map(|(id, _)| id.to_string()).collect();
         if let Some(previous) = previous
@@ -91,7 +91,12 @@ impl Checkpoint {
 
     /// Parses a stored checkpoint; `origin` names where it came from.
     pub fn parse(text: &str, origin: &Path) -> Result<Checkpoint, CheckpointError> {
-        serde_json::from_str(text).map_err(|e| CheckpointError::Corrupt { path: origin.into(), reason: e.to_string() })
+        let corrupt = |reason: String| CheckpointError::Corrupt { path: origin.into(), reason };
+        let checkpoint: Checkpoint = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        if checkpoint.overlap_seconds > crate::duration::MAX_SPAN.as_secs() {
+            return Err(corrupt(format!("overlapSeconds {} is longer than ten years", checkpoint.overlap_seconds)));
+        }
+        Ok(checkpoint)
     }
 
     /// The checkpoint as stored.
@@ -116,6 +121,14 @@ impl Checkpoint {
         std::fs::write(&temporary, self.to_json()).map_err(io)?;
         std::fs::rename(&temporary, path).map_err(io)
     }
+}
+
+/// `at` moved back by `span`, or the earliest time there is.
+fn earlier(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub struct ModeArgs {
     all: bool,
 
     /// Only policies that have been in their current mode for longer than this (e.g. 24h).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span)]
     older_than: Option<Duration>,
 
     /// Only policies of this namespace (and the cluster-wide ones).

@@ -32,7 +32,7 @@ pub struct MapperArgs {
     no_config: bool,
 
     /// Time limit of one mapper call.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "200ms",
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::wait, default_value = "200ms",
         help_heading = "Mappers")]
     mapper_timeout: Duration,
 

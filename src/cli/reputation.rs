@@ -55,12 +55,12 @@ pub struct ReputationArgs {
     abuseipdb_max_age: u16,
 
     /// Timeout of one AbuseIPDB lookup (an unanswered address is unknown, not blocked).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "2s",
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::wait, default_value = "2s",
         help_heading = "Reputation")]
     abuseipdb_timeout: Duration,
 
     /// How long an AbuseIPDB verdict is reused.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "6h",
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span, default_value = "6h",
         help_heading = "Reputation")]
     reputation_cache: Duration,
 }

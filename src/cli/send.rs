@@ -53,7 +53,7 @@ pub struct SendArgs {
     retries: u32,
 
     /// Timeout of one request.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::duration::wait)]
     timeout: Duration,
 
     /// PEM CA bundle that signed the server's certificate.

@@ -116,12 +116,12 @@ pub struct ServeArgs {
     max_body: usize,
 
     /// Longest a request may take, body included.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::wait,
         help_heading = "Limits")]
     http_timeout: Duration,
 
     /// Longest a client may take to send its headers (and the TLS handshake).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration,
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::duration::wait,
         help_heading = "Limits")]
     header_timeout: Duration,
 
@@ -146,11 +146,11 @@ pub struct ServeArgs {
     protect: Vec<String>,
 
     /// How often expired block entries are removed.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::duration::span)]
     expire_interval: Duration,
 
     /// How long requests in flight may finish after SIGTERM.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::duration::wait)]
     shutdown_grace: Duration,
 
     #[command(flatten)]

@@ -69,11 +69,11 @@ pub struct SyncArgs {
     password_file: Option<PathBuf>,
 
     /// Fetch findings detected in this last span (e.g. 24h, 90m, 7d).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "hours")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span, conflicts_with = "hours")]
     since: Option<Duration>,
 
     /// Same as --since, in hours (the CronJob form: --hours=24).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=87_840))]
     hours: Option<u64>,
 
     /// Window start, RFC 3339 (wins over --since and over the checkpoint).
@@ -109,11 +109,11 @@ pub struct SyncArgs {
     retries: u32,
 
     /// First backoff between retries; it doubles, with jitter.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "500ms")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::wait, default_value = "500ms")]
     retry_delay: Duration,
 
     /// Timeout of one API request.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::wait, default_value = "30s")]
     timeout: Duration,
 
     /// Keep the checkpoint here, so the next run neither misses nor repeats findings.
@@ -121,7 +121,7 @@ pub struct SyncArgs {
     state_file: Option<PathBuf>,
 
     /// How far before the checkpoint the next window starts (late-indexed findings).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "15m")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span_or_zero, default_value = "15m")]
     overlap: Duration,
 
     /// Run once and exit (the default; the CronJob form).
@@ -133,7 +133,7 @@ pub struct SyncArgs {
     watch: bool,
 
     /// Time between two syncs with --watch.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span, default_value = "1h")]
     interval: Duration,
 
     /// Apply the policies to the cluster (server-side apply): new ones in audit
@@ -158,7 +158,7 @@ pub struct SyncArgs {
     prune: bool,
 
     /// With --prune: how long an audit-mode policy may go without a finding.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "prune")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span, requires = "prune")]
     prune_after: Option<Duration>,
 
     /// Namespace of the checkpoint ConfigMap with --apply (default: the context's namespace).
@@ -485,7 +485,10 @@ fn source(args: &SyncArgs) -> anyhow::Result<Source> {
         .unwrap_or(Duration::from_secs(24 * 3600));
     let start = match args.start {
         Some(start) => start,
-        None => end - chrono::Duration::from_std(since).context("--since is too long")?,
+        None => chrono::Duration::from_std(since)
+            .ok()
+            .and_then(|since| end.checked_sub_signed(since))
+            .context("--since reaches before the start of time")?,
     };
     if start >= end {
         bail!("the window is empty: start {start} is not before end {end}");

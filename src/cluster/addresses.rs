@@ -72,8 +72,10 @@ impl Cluster {
                 }
             }
             for port in spec.ports.unwrap_or_default() {
-                if name == "kubernetes" {
-                    protected.port(port.port as u16, "the API server service's port", true);
+                if name == "kubernetes"
+                    && let Ok(number) = u16::try_from(port.port)
+                {
+                    protected.port(number, "the API server service's port", true);
                 }
             }
         }
@@ -90,7 +92,9 @@ impl Cluster {
                     }
                 }
                 for port in subset.ports.unwrap_or_default() {
-                    protected.port(port.port as u16, "the API server's port", true);
+                    if let Ok(number) = u16::try_from(port.port) {
+                        protected.port(number, "the API server's port", true);
+                    }
                 }
             }
         }

@@ -29,7 +29,7 @@ pub struct KubeArgs {
     pub context: Option<String>,
 
     /// Timeout of one request to the API server.
-    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = humantime::parse_duration,
+    #[arg(long = "request-timeout", value_name = "DURATION", value_parser = crate::duration::wait,
         default_value = "30s", help_heading = "Cluster")]
     pub request_timeout: Duration,
 }

@@ -58,17 +58,29 @@ fn gauges(metrics: &Metrics, objects: &[Value]) {
     metrics.blocked_ports.set(count(block::Target::Port));
 }
 
+/// What the timer loop works with.
+pub struct Housekeeping {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Who we are in it.
+    pub actor: String,
+    /// CRD versions to validate against.
+    pub versions: Vec<TetragonVersion>,
+    /// The command line's guardrails.
+    pub guardrails: Guardrails,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Finding ids handled.
+    pub seen: Arc<SeenFindings>,
+    /// The cluster's ranges, kept current here.
+    pub protected: Arc<RwLock<Protected>>,
+    /// How often to run.
+    pub every: Duration,
+}
+
 /// The timer loop; runs until aborted.
-pub async fn run(
-    cluster: Cluster,
-    actor: String,
-    versions: Vec<TetragonVersion>,
-    metrics: Arc<Metrics>,
-    seen: Arc<SeenFindings>,
-    protected: Arc<RwLock<Protected>>,
-    guardrails: Guardrails,
-    every: Duration,
-) {
+pub async fn run(work: Housekeeping) {
+    let Housekeeping { cluster, actor, versions, guardrails, metrics, seen, protected, every } = work;
     let mut since_protected = Duration::ZERO;
     loop {
         let guardrails = guardrails.clone().with_cluster(protected.read().unwrap_or_else(|e| e.into_inner()).clone());

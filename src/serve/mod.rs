@@ -160,16 +160,16 @@ pub async fn run(
         readiness: Readiness::default(),
     });
     let housekeeping = actor.clone().map(|(cluster, actor)| {
-        tokio::spawn(housekeeping::run(
+        tokio::spawn(housekeeping::run(housekeeping::Housekeeping {
             cluster,
             actor,
-            config.blocks.versions.clone(),
-            Arc::clone(&metrics),
-            Arc::clone(&seen),
-            Arc::clone(&config.protected),
-            config.options.guardrails.clone(),
-            config.expire_interval,
-        ))
+            versions: config.blocks.versions.clone(),
+            guardrails: config.options.guardrails.clone(),
+            metrics: Arc::clone(&metrics),
+            seen: Arc::clone(&seen),
+            protected: Arc::clone(&config.protected),
+            every: config.expire_interval,
+        }))
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

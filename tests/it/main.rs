@@ -2,6 +2,7 @@
 //! `kubectl-qualys_respond` binary (and the library where a test needs to
 //! load a component of its own), never a mock.
 
+mod blast;
 mod cli;
 mod cluster;
 mod defaults;

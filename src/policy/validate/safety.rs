@@ -20,6 +20,7 @@
 //! - stay off the host (`safety/host`, `safety/host-pid`): no host selector,
 //!   no selection of the host's namespaces, and the host's PID namespace
 //!   excluded, which keeps hostPID pods and node processes safe.
+//!
 //! A cluster-wide enforcing policy must be limited to pods (`safety/unscoped`).
 
 use ipnet::IpNet;
