@@ -38,7 +38,7 @@ pub fn span(text: &str) -> Result<Duration, String> {
     parse_bounded(text, MAX_SPAN, "the duration")
 }
 
-/// A span that may be zero (an overlap).
+/// A span that may be zero (an overlap, a prune age).
 pub fn span_or_zero(text: &str) -> Result<Duration, String> {
     parse_at_most(text, MAX_SPAN, "the duration")
 }

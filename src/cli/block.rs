@@ -156,7 +156,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
         protect,
     };
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.write.kube).await?;
+        let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let protected = cluster.protected().await?;
         let context = context(&cluster, &args.write, Some(protected.clone())).await;
@@ -177,7 +177,7 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
     };
     let request = UnblockRequest { ips, ports, all: args.all, namespace: args.namespace.clone() };
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.write.kube).await?;
+        let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let planned = match request::plan_unblock(&cluster, &request, &context(&cluster, &args.write, None).await).await
         {

@@ -15,11 +15,24 @@ pub struct WriteArgs {
         default_value = "none")]
     pub dry_run: DryRun,
 
+    /// Take over fields another field manager (a person's `kubectl edit`, a
+    /// GitOps tool) set on our objects; without it such a write is refused
+    /// and their edit stays.
+    #[arg(long, help_heading = "Cluster")]
+    pub force_conflicts: bool,
+
     #[command(flatten)]
     pub kube: KubeArgs,
 
     #[command(flatten)]
     pub guard: super::guard::GuardArgs,
+}
+
+impl WriteArgs {
+    /// Connects as `--kubeconfig`/`--context` say, with `--force-conflicts`.
+    pub async fn connect(&self) -> Result<Cluster, crate::cluster::ClusterError> {
+        Ok(Cluster::connect(&self.kube).await?.forcing_conflicts(self.force_conflicts))
+    }
 }
 
 /// A single-threaded runtime for one command.

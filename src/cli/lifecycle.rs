@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::cluster::WriteArgs;
 use super::{Exit, cluster};
-use crate::cluster::Cluster;
 use crate::cluster::apply::Change;
 use crate::policy::lifecycle::{self, Tuning, annotation, label, name_of};
 use crate::policy::validate::TetragonVersion;
@@ -99,7 +98,7 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
         Mode::Post => ("demoted", "in audit mode"),
     };
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.write.kube).await?;
+        let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster.managed(args.namespace.as_deref()).await?;
         let policies: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o)).collect();
@@ -164,7 +163,7 @@ fn older_than(object: &Value, min: Duration, now: DateTime<Utc>) -> bool {
 /// `tune`.
 pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
-        let cluster = Cluster::connect(&args.write.kube).await?;
+        let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster.managed(args.namespace.as_deref()).await?;
         let found: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();

@@ -159,6 +159,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     guard: GuardArgs,
 
+    /// With --apply: take over fields another field manager set on our
+    /// objects; without it such a write is refused and their edit stays.
+    #[arg(long, requires = "apply", help_heading = "Cluster")]
+    force_conflicts: bool,
+
     #[command(flatten)]
     kube: KubeArgs,
 
@@ -211,7 +216,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         let cluster = match args.apply {
-            true => Some(Cluster::connect(&args.kube).await?),
+            true => Some(Cluster::connect(&args.kube).await?.forcing_conflicts(args.force_conflicts)),
             false => None,
         };
         let protected = Arc::new(RwLock::new(Protected::baseline()));

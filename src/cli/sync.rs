@@ -157,9 +157,15 @@ pub struct SyncArgs {
     #[arg(long)]
     prune: bool,
 
-    /// With --prune: how long an audit-mode policy may go without a finding.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span, requires = "prune")]
+    /// With --prune: how long an audit-mode policy may go without a finding
+    /// (`0s` prunes every audit policy without a finding in this run).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::span_or_zero, requires = "prune")]
     prune_after: Option<Duration>,
+
+    /// With --apply: take over fields another field manager set on our
+    /// objects; without it such a write is refused and their edit stays.
+    #[arg(long, requires = "apply", help_heading = "Cluster")]
+    force_conflicts: bool,
 
     /// Namespace of the checkpoint ConfigMap with --apply (default: the context's namespace).
     #[arg(short, long, value_name = "NS")]
@@ -263,7 +269,7 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
         let cluster = match target {
             Target::Output => None,
             Target::Apply | Target::Diff => {
-                let cluster = Cluster::connect(&args.kube).await?;
+                let cluster = Cluster::connect(&args.kube).await?.forcing_conflicts(args.force_conflicts);
                 cluster.ensure_tetragon().await?;
                 Some(cluster)
             }

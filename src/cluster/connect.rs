@@ -40,6 +40,8 @@ pub struct Cluster {
     client: Client,
     /// The context's user name, for the history when the server cannot tell us.
     kubeconfig_user: Option<String>,
+    /// Take over fields another field manager set (`--force-conflicts`).
+    force_conflicts: bool,
 }
 
 impl Cluster {
@@ -80,7 +82,14 @@ impl Cluster {
         config.write_timeout = Some(args.request_timeout);
         config.connect_timeout = Some(args.request_timeout);
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(Cluster { client, kubeconfig_user })
+        Ok(Cluster { client, kubeconfig_user, force_conflicts: false })
+    }
+
+    /// With `force`, applies take over the fields another field manager
+    /// set instead of being refused with [`ClusterError::Conflict`].
+    pub fn forcing_conflicts(mut self, force: bool) -> Cluster {
+        self.force_conflicts = force;
+        self
     }
 
     /// The namespace of the current context (or of the service account).
@@ -154,15 +163,20 @@ impl Cluster {
         found.map(|item| as_value(item, &ar)).transpose()
     }
 
-    /// Server-side applies `object` with our field manager (forcing
-    /// ownership of the fields we set), or only asks the server what would
-    /// happen with `dry_run`. Returns the object as the server has it.
+    /// Server-side applies `object` with our field manager, or only asks the
+    /// server what would happen with `dry_run`. A field another manager set
+    /// to a different value is a [`ClusterError::Conflict`] (their edit
+    /// stays) unless [`Cluster::forcing_conflicts`]. Returns the object as
+    /// the server has it.
     pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Value, ClusterError> {
         let what = format!("applying {}", display(object));
         let resource = Resource::of(object).ok_or_else(|| ClusterError::Object(format!("{what}: unknown kind")))?;
         let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if self.force_conflicts {
+            params = params.force();
+        }
         if dry_run {
             params = params.dry_run();
         }

@@ -24,6 +24,16 @@ pub enum ClusterError {
         /// The Status message.
         message: String,
     },
+    /// Another field manager set, to other values, fields we would change.
+    #[error(
+        "{what}: another field manager changed what we would change ({conflicts}); nothing of theirs was overwritten. Review it (kubectl qualys-respond diff, kubectl get -o yaml --show-managed-fields) and re-run with --force-conflicts to take those fields back"
+    )]
+    Conflict {
+        /// What we were doing.
+        what: String,
+        /// Each conflict as the server words it, with the field.
+        conflicts: String,
+    },
     /// The API server could not be reached or answered nonsense.
     #[error("{what}: {source}")]
     Unreachable {
@@ -43,6 +53,9 @@ impl ClusterError {
     pub fn from_kube(what: impl Into<String>, error: kube::Error) -> ClusterError {
         let what = what.into();
         match error {
+            kube::Error::Api(status) if status.code == 409 && field_conflicts(&status).is_some() => {
+                ClusterError::Conflict { what, conflicts: field_conflicts(&status).unwrap_or_default() }
+            }
             kube::Error::Api(status) => ClusterError::Refused {
                 what,
                 code: status.code,
@@ -65,7 +78,22 @@ impl ClusterError {
         match self {
             ClusterError::Refused { code, .. } => *code == 409 || *code == 429 || *code >= 500,
             ClusterError::Unreachable { .. } => true,
-            ClusterError::Config(_) | ClusterError::TetragonMissing | ClusterError::Object(_) => false,
+            ClusterError::Config(_)
+            | ClusterError::TetragonMissing
+            | ClusterError::Object(_)
+            | ClusterError::Conflict { .. } => false,
         }
     }
+}
+
+/// The field-manager conflicts of a refused apply (`conflict with "x" using
+/// v1: .spec.a`), or `None` for any other 409.
+fn field_conflicts(status: &kube::core::Status) -> Option<String> {
+    let causes = &status.details.as_ref()?.causes;
+    let words: Vec<String> = causes
+        .iter()
+        .filter(|cause| cause.reason == "FieldManagerConflict")
+        .map(|cause| format!("{}: {}", cause.message, cause.field))
+        .collect();
+    (!words.is_empty()).then(|| words.join("; "))
 }

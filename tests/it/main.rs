@@ -2,6 +2,7 @@
 //! `kubectl-qualys_respond` binary (and the library where a test needs to
 //! load a component of its own), never a mock.
 
+mod apiserver;
 mod blast;
 mod cli;
 mod cluster;
@@ -21,6 +22,7 @@ mod loopback;
 mod oracle;
 mod plugins;
 mod proxy;
+mod real_cluster;
 mod scaffold;
 mod serve;
 mod server;

@@ -1,4 +1,14 @@
-//! A fake Kubernetes API server on loopback: the real `kubectl` and the
+//! A fake Kubernetes API server on loopback, kept only where a real server
+//! cannot be made to fail on demand: writes that fail after the n-th
+//! (`fail_writes_after`, a run stopped half-way, a checkpoint that must not
+//! move), and the `serve` tests, which count the writes and requests a
+//! burst of webhooks becomes. Every cluster command's own test runs against
+//! a real kube-apiserver (`apiserver`, `real_cluster`). The blast-radius
+//! tests still use it for their few cluster steps (enforcing in
+//! `kube-system` and cluster-wide), which tests sharing one real server
+//! must not do; moving them to a server of their own is open.
+//!
+//! The real `kubectl` and the
 //! binary's kube-rs client both work against it. It speaks HTTPS (kubectl
 //! sends credentials only over TLS) with a self-signed certificate, and
 //! writes kubeconfig files that trust it. It serves discovery, a minimal
