@@ -27,6 +27,9 @@ pub struct Checkpoint {
     pub recent_ids: BTreeSet<String>,
     /// The overlap the ids cover, in seconds.
     pub overlap_seconds: u64,
+    /// The cluster whose findings the mark is for (`--cluster-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// Why the state file could not be used.
@@ -86,7 +89,8 @@ impl Checkpoint {
             // Ids of the previous overlap that still fall in the new one.
             recent_ids.extend(previous.recent_ids.iter().cloned());
         }
-        Some(Checkpoint { version: 1, mark, recent_ids, overlap_seconds: overlap.as_secs() })
+        let cluster = previous.and_then(|p| p.cluster.clone());
+        Some(Checkpoint { version: 1, mark, recent_ids, overlap_seconds: overlap.as_secs(), cluster })
     }
 
     /// Parses a stored checkpoint; `origin` names where it came from.

@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod duration;
 pub mod finding;
 pub mod guardrails;
+pub mod install;
 pub mod ioc;
 pub mod mapper;
 pub mod names;

@@ -17,6 +17,15 @@ pub fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(|part| !part.is_empty() && is_dns_label(part))
 }
 
+/// A label value: at most 63 letters, digits, `-`, `_` and `.`, beginning
+/// and ending with a letter or digit (here also not empty).
+pub fn is_label_value(text: &str) -> bool {
+    (1..=63).contains(&text.len())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use crate::checkpoint::Checkpoint;
-use crate::finding::Finding;
+use crate::finding::{ClusterScope, Finding, OutOfScope};
 use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
 use crate::policy::binaries;
 use crate::policy::validate::{self, TetragonVersion};
-use crate::policy::{Assembled, Assembler, Draft, Mode};
+use crate::policy::{Assembled, Assembler, Draft, Mode, labels};
 use crate::qualys::records::Record;
 use crate::qualys::wire;
 use crate::report::{Report, Skip, SkipReason};
@@ -30,11 +30,19 @@ pub struct Options {
     pub versions: Vec<TetragonVersion>,
     /// What no policy may target, and where policies stay in audit mode.
     pub guardrails: Guardrails,
+    /// Which clusters' findings the run takes; a named cluster is also
+    /// written on every object (label [`labels::CLUSTER`]).
+    pub cluster: ClusterScope,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: Mode::Post, versions: TetragonVersion::ALL.to_vec(), guardrails: Guardrails::default() }
+        Options {
+            mode: Mode::Post,
+            versions: TetragonVersion::ALL.to_vec(),
+            guardrails: Guardrails::default(),
+            cluster: ClusterScope::All,
+        }
     }
 }
 
@@ -125,6 +133,21 @@ impl<'r> Pipeline<'r> {
     /// Maps one finding, with the judgement on its addresses.
     pub fn push_finding(&mut self, mut finding: Finding, assessment: &Assessment) {
         self.report.records += 1;
+        match self.options.cluster.admit(&finding) {
+            Ok(()) => {}
+            Err(OutOfScope::OtherCluster(cluster)) => {
+                *self.report.other_clusters.entry(cluster).or_default() += 1;
+                return;
+            }
+            Err(OutOfScope::NoCluster) => {
+                *self.report.other_clusters.entry(String::new()).or_default() += 1;
+                return;
+            }
+            Err(OutOfScope::Unnamed(cluster)) => {
+                *self.report.unnamed_refused.entry(cluster).or_default() += 1;
+                return;
+            }
+        }
         self.withhold(&mut finding);
         if self.checkpoint.as_ref().is_some_and(|c| c.seen(&finding.id, finding.detected_at)) {
             self.report.already_handled += 1;
@@ -213,7 +236,12 @@ impl<'r> Pipeline<'r> {
             ));
         }
         let guardrails = &self.options.guardrails;
-        for assembled in self.assembler.finish(self.options.mode, guardrails) {
+        for mut assembled in self.assembler.finish(self.options.mode, guardrails) {
+            if let Some(name) = self.options.cluster.name() {
+                for object in [&mut assembled.object, &mut assembled.enforced] {
+                    object.labels.insert(labels::CLUSTER.to_string(), name.to_string());
+                }
+            }
             if let Some(warning) = &assembled.warning {
                 tracing::warn!(object = %assembled.object.display_name(), "{warning}");
                 self.report.warnings.push(format!("{}: {warning}", assembled.object.display_name()));

@@ -57,6 +57,12 @@ pub struct Report {
     pub duplicates: usize,
     /// Findings an earlier run already handled (by the checkpoint).
     pub already_handled: usize,
+    /// Findings of other clusters (or of none) left out by `--cluster-name`,
+    /// per cluster they name (`""` for none).
+    pub other_clusters: BTreeMap<String, usize>,
+    /// Findings that name a cluster, refused because the run applies with
+    /// no `--cluster-name`, per cluster.
+    pub unnamed_refused: BTreeMap<String, usize>,
     /// What was skipped, in input order.
     pub skipped: Vec<Skip>,
     /// What the operator should know although nothing was skipped (a policy
@@ -70,6 +76,22 @@ impl Report {
         self.skipped.iter().any(Skip::is_error)
     }
 
+    /// The refusal of a run that applies with no cluster name while some
+    /// findings name a cluster: what to do about it.
+    pub fn unnamed_refusal(&self) -> Option<String> {
+        if self.unnamed_refused.is_empty() {
+            return None;
+        }
+        let count: usize = self.unnamed_refused.values().sum();
+        let clusters: Vec<&str> = self.unnamed_refused.keys().map(String::as_str).collect();
+        Some(format!(
+            "{count} finding(s) name a cluster ({}), and this run applies to a cluster without knowing its name: \
+             pass --cluster-name NAME (or set QUALYS_RESPOND_CLUSTER_NAME) to this cluster's name as Qualys knows it, \
+             or --all-clusters to apply every cluster's findings here; nothing was written",
+            clusters.join(", ")
+        ))
+    }
+
     /// The summary, as printed on stderr.
     pub fn render(&self, mode_note: &str) -> String {
         let mut out = String::new();
@@ -79,6 +101,17 @@ impl Report {
             "findings read: {} (duplicates ignored: {}, already handled by an earlier run: {})",
             self.records, self.duplicates, self.already_handled
         );
+        if !self.other_clusters.is_empty() {
+            let clusters: Vec<String> = self
+                .other_clusters
+                .iter()
+                .map(|(cluster, count)| match cluster.as_str() {
+                    "" => format!("no cluster named: {count}"),
+                    cluster => format!("{cluster}: {count}"),
+                })
+                .collect();
+            let _ = writeln!(out, "findings of other clusters left out: {}", clusters.join(", "));
+        }
         if !self.findings.is_empty() {
             let width = self.findings.keys().map(String::len).max().unwrap_or(0).max(8);
             let _ = writeln!(out, "  {:width$}  findings  policies", "category");

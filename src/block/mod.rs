@@ -25,7 +25,7 @@ use crate::policy::{Kind, Mode, PolicyObject, guard, labels};
 /// Annotation: the entries of a block policy, as a JSON list.
 pub const ENTRIES: &str = "qualys-respond.io/blocks";
 /// Annotation: `true` when the block also has a NetworkPolicy while enforced.
-pub const NETWORK_POLICY: &str = "qualys-respond.io/network-policy";
+pub const NETWORK_POLICY: &str = labels::NETWORK_POLICY;
 
 /// What a block policy matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

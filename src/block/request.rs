@@ -120,12 +120,17 @@ async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> 
     Ok(found)
 }
 
-/// The NetworkPolicies we manage in the block's namespace.
-async fn companions(cluster: &Cluster, namespace: Option<&str>) -> Result<Vec<Value>, BlockError> {
-    Ok(match namespace {
-        Some(ns) => cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?,
-        None => Vec::new(),
-    })
+/// The NetworkPolicies we manage in the block's namespace, when there can
+/// be one: the IP block there has `--network-policy`, or `asked` for it (so a
+/// cluster without NetworkPolicy companions needs no right to read them).
+async fn companions(cluster: &Cluster, namespace: Option<&str>, asked: bool) -> Result<Vec<Value>, BlockError> {
+    let Some(ns) = namespace else { return Ok(Vec::new()) };
+    let ip_block = current(cluster, Target::Ip, namespace).await?;
+    let annotated = ip_block.as_ref().and_then(|o| lifecycle::annotation(o, super::NETWORK_POLICY)) == Some("true");
+    if !(asked || annotated) {
+        return Ok(Vec::new());
+    }
+    Ok(cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?)
 }
 
 fn entries(object: &Value) -> Result<Vec<Entry>, BlockError> {
@@ -162,7 +167,7 @@ pub async fn plan_block(
         context
     };
     let namespace = request.namespace.as_deref();
-    let existing = companions(cluster, namespace).await?;
+    let existing = companions(cluster, namespace, request.network_policy).await?;
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
     let wanted = [
@@ -232,7 +237,7 @@ pub async fn plan_unblock(
     context: &Context,
 ) -> Result<Planned, BlockError> {
     let namespace = request.namespace.as_deref();
-    let existing = companions(cluster, namespace).await?;
+    let existing = companions(cluster, namespace, false).await?;
     let ips: Vec<String> = request.ips.iter().map(IpNet::to_string).collect();
     let ports: Vec<String> = request.ports.iter().map(u16::to_string).collect();
     let mut changes = Vec::new();

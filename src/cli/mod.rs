@@ -4,13 +4,16 @@
 
 mod block;
 mod cluster;
+mod completion;
 mod exit;
 mod guard;
+mod install;
 mod lifecycle;
 mod lint;
 mod mappers;
 mod plugin;
 mod reputation;
+mod scope;
 mod send;
 mod serve;
 mod status;
@@ -83,6 +86,9 @@ enum Command {
     Plugin(plugin::PluginArgs),
     Serve(Box<serve::ServeArgs>),
     Send(Box<send::SendArgs>),
+    Install(Box<install::InstallArgs>),
+    Uninstall(Box<install::UninstallArgs>),
+    Completion(completion::CompletionArgs),
 }
 
 impl Cli {
@@ -101,6 +107,9 @@ impl Cli {
             Command::Plugin(args) => plugin::run(args),
             Command::Serve(args) => serve::run(*args),
             Command::Send(args) => send::run(*args),
+            Command::Install(args) => install::install(*args),
+            Command::Uninstall(args) => install::uninstall(*args),
+            Command::Completion(args) => completion::run(args),
         }
     }
 }

@@ -165,6 +165,9 @@ pub struct ServeArgs {
     force_conflicts: bool,
 
     #[command(flatten)]
+    clusters: super::scope::ClusterArgs,
+
+    #[command(flatten)]
     kube: KubeArgs,
 
     #[command(flatten)]
@@ -234,7 +237,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             token_file: args.api_token_file.clone(),
             cluster,
             dir: args.output_dir.clone(),
-            options: Options { mode: args.action, versions: versions.clone(), guardrails: args.guard.guardrails() },
+            options: Options {
+                mode: args.action,
+                versions: versions.clone(),
+                guardrails: args.guard.guardrails(),
+                cluster: args.clusters.scope(args.apply),
+            },
             coalesce: args.coalesce,
             limits: HttpLimits {
                 max_body: args.max_body,

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::{Change, DryRun};
 use crate::cluster::{Cluster, KubeArgs};
-use crate::finding::category_key;
+use crate::finding::{ClusterScope, category_key};
 use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
 use crate::output;
@@ -172,6 +172,9 @@ pub struct SyncArgs {
     namespace: Option<String>,
 
     #[command(flatten)]
+    clusters: super::scope::ClusterArgs,
+
+    #[command(flatten)]
     kube: KubeArgs,
 
     #[command(flatten)]
@@ -278,6 +281,10 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
         let guardrails = match &cluster {
             Some(cluster) => match cluster.protected().await {
                 Ok(protected) => args.guard.guardrails().with_cluster(protected),
+                // A guardrail that cannot see is no guardrail: no writes without it.
+                Err(error) if target == Target::Apply => bail!(
+                    "{error}: the guardrails need the cluster's addresses (the reads of deploy/rbac.yaml); nothing was written"
+                ),
                 Err(error) => {
                     eprintln!("warning: {error}; only the built-in ranges and ports are protected");
                     args.guard.guardrails()
@@ -343,7 +350,16 @@ impl Run<'_> {
             Some(Store::ConfigMap { cluster, namespace }) => cluster.load_checkpoint(namespace).await?,
             None => None,
         };
-        let options = Options { mode: args.action, versions: self.versions(), guardrails: self.guardrails.clone() };
+        let scope = args.clusters.scope(self.target != Target::Output);
+        if let Some(checkpoint) = &checkpoint {
+            check_cluster(checkpoint, &scope)?;
+        }
+        let options = Options {
+            mode: args.action,
+            versions: self.versions(),
+            guardrails: self.guardrails.clone(),
+            cluster: scope.clone(),
+        };
         let bar = progress_bar(args.quiet);
         let mut progress = |done: u64, total: Option<u64>| {
             if let Some(total) = total {
@@ -355,6 +371,9 @@ impl Run<'_> {
         let fetched = sync::fetch(source, registry, &options, checkpoint.as_ref(), judge.as_ref(), &mut progress).await;
         bar.finish_and_clear();
         let Fetched { outcome, window } = fetched?;
+        if let Some(refusal) = outcome.report.unnamed_refusal() {
+            bail!("{refusal}");
+        }
         let objects: Vec<_> = outcome.policies.iter().map(|a| &a.object).collect();
         if let Some(dir) = &args.output_dir {
             let written = output::write_dir(dir, &objects)
@@ -393,7 +412,8 @@ impl Run<'_> {
         }
         if advance {
             let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
-            if let Some(next) = Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
+            if let Some(mut next) = Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
+                next.cluster = scope.name().map(str::to_string);
                 match &store {
                     Some(Store::File(path)) => next.store(path)?,
                     Some(Store::ConfigMap { cluster, namespace }) => cluster.store_checkpoint(namespace, &next).await?,
@@ -449,6 +469,22 @@ impl Run<'_> {
             eprintln!("warning: namespace {namespace} no longer exists; its {count} policy(ies) were not applied");
         }
         Ok(if plan.errors.is_empty() { Ok(plan.changes) } else { Err(plan.errors) })
+    }
+}
+
+/// A checkpoint records the cluster it was made for: two clusters sharing a
+/// checkpoint store must not skip each other's findings.
+fn check_cluster(checkpoint: &Checkpoint, scope: &ClusterScope) -> anyhow::Result<()> {
+    match (checkpoint.cluster.as_deref(), scope.name()) {
+        (Some(theirs), Some(ours)) if theirs != ours => bail!(
+            "the checkpoint belongs to cluster {theirs}, this run is for cluster {ours}: give each cluster its own \
+             checkpoint (--namespace, --state-file); nothing was written"
+        ),
+        (Some(theirs), None) => bail!(
+            "the checkpoint belongs to cluster {theirs}: pass --cluster-name {theirs} (or give this run its own \
+             checkpoint with --namespace or --state-file); nothing was written"
+        ),
+        _ => Ok(()),
     }
 }
 

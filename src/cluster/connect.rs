@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::FIELD_MANAGER;
 use super::error::ClusterError;
 use super::resource::{Resource, display};
+use crate::policy::labels;
 
 /// The kubectl flags every plugin user expects.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -137,12 +138,24 @@ impl Cluster {
         list.items.into_iter().map(|item| as_value(item, &ar)).collect()
     }
 
-    /// Every policy object we manage (both TracingPolicy kinds and the
-    /// NetworkPolicies), in `namespace` (plus the cluster-wide ones) or everywhere.
+    /// Every policy object we manage (both TracingPolicy kinds and, when a
+    /// block has them, the NetworkPolicy companions), in `namespace` (plus
+    /// the cluster-wide ones) or everywhere.
     pub async fn managed(&self, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+        let selector = super::managed_selector();
         let mut out = Vec::new();
-        for resource in Resource::POLICIES {
-            out.extend(self.list(*resource, namespace, &super::managed_selector()).await?);
+        for resource in [Resource::TracingPolicy, Resource::TracingPolicyNamespaced] {
+            out.extend(self.list(resource, namespace, &selector).await?);
+        }
+        // Companions exist only for blocks made with --network-policy: a
+        // cluster without them needs no right to read NetworkPolicies.
+        let companions = out.iter().any(|o| {
+            o.pointer(&format!("/metadata/annotations/{}", labels::NETWORK_POLICY.replace('/', "~1")))
+                .and_then(Value::as_str)
+                == Some("true")
+        });
+        if companions {
+            out.extend(self.list(Resource::NetworkPolicy, namespace, &selector).await?);
         }
         Ok(out)
     }

@@ -17,10 +17,6 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// The kinds `status`, `promote` and `prune` look through.
-    pub const POLICIES: &'static [Resource] =
-        &[Resource::TracingPolicy, Resource::TracingPolicyNamespaced, Resource::NetworkPolicy];
-
     /// Group, version, kind and plural.
     pub fn api_resource(self) -> ApiResource {
         let (group, version, kind, plural) = match self {

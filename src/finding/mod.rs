@@ -2,8 +2,10 @@
 //! on the wire (`crate::qualys::wire`) and of how mappers receive it (WIT).
 
 mod category;
+mod scope;
 
 pub use category::category_key;
+pub use scope::{ClusterScope, OutOfScope};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -27,6 +27,8 @@ pub mod labels {
     pub const INDICATORS: &str = "qualys-respond.io/indicators";
     /// Annotation: `name@version` of the mapper that produced the spec.
     pub const MAPPER: &str = "qualys-respond.io/mapper";
+    /// The cluster the object was made for, as Qualys names it (`--cluster-name`).
+    pub const CLUSTER: &str = "qualys-respond.io/cluster";
     /// `cdr` for policies made from findings, `block` for manual blocks.
     pub const SOURCE: &str = "qualys-respond.io/source";
     /// Annotation: JSON object from the JSON pointer of every action list
@@ -46,6 +48,9 @@ pub mod labels {
     pub const DOMAINS: &str = "qualys-respond.io/domains";
     /// Annotation: binaries `tune` excluded, sorted, comma-separated.
     pub const EXCLUDED_BINARIES: &str = "qualys-respond.io/excluded-binaries";
+    /// Annotation `"true"` on a block policy whose enforcement also writes a
+    /// NetworkPolicy companion (`--network-policy`).
+    pub const NETWORK_POLICY: &str = "qualys-respond.io/network-policy";
     /// Annotation: namespaces `tune` excluded, sorted, comma-separated.
     pub const EXCLUDED_NAMESPACES: &str = "qualys-respond.io/excluded-namespaces";
 }

@@ -12,12 +12,13 @@ use serde_json::Value;
 
 use super::auth::SeenFindings;
 use super::intake::learn;
-use super::metrics::{Metrics, OutcomeLabels};
+use super::metrics::{Metrics, ModeLabels, OutcomeLabels};
 use crate::block;
 use crate::cluster::Cluster;
 use crate::cluster::apply::{DryRun, execute};
 use crate::guardrails::{Guardrails, Protected};
 use crate::policy::validate::TetragonVersion;
+use crate::policy::{Mode, lifecycle};
 use crate::reconcile::Context;
 use crate::rollout;
 
@@ -54,6 +55,14 @@ fn gauges(metrics: &Metrics, objects: &[Value]) {
             .filter(|e| !e.expired(now))
             .count() as i64
     };
+    for mode in [Mode::Post, Mode::Sigkill] {
+        let policies = objects
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) != Some("NetworkPolicy"))
+            .filter(|o| lifecycle::mode_of(o) == Some(mode))
+            .count() as i64;
+        metrics.managed_policies.get_or_create(&ModeLabels { mode: mode.label().to_string() }).set(policies);
+    }
     metrics.blocked_ips.set(count(block::Target::Ip));
     metrics.blocked_ports.set(count(block::Target::Port));
 }

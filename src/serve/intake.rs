@@ -177,6 +177,14 @@ impl Intake {
             self.failed(received.iter().map(|(id, ..)| id.as_str()));
             return;
         };
+        for (cluster, count) in &outcome.report.other_clusters {
+            self.metrics.event("other_cluster", *count as u64);
+            tracing::info!(%cluster, count, "findings of another cluster left out");
+        }
+        if let Some(refusal) = outcome.report.unnamed_refusal() {
+            self.metrics.event("refused", outcome.report.unnamed_refused.values().sum::<usize>() as u64);
+            tracing::warn!("{refusal}");
+        }
         for skip in &outcome.report.skipped {
             let label = match skip.reason {
                 SkipReason::UnknownCategory => "unknown_category",

@@ -25,6 +25,13 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
+/// One label called `mode` (`audit`, `enforce`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// The policy's mode.
+    pub mode: String,
+}
+
 /// One label called `outcome`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -74,6 +81,8 @@ pub struct Metrics {
     pub detection_to_applied: Histogram,
     /// From a finding's request to its policy being applied.
     pub request_to_applied: Histogram,
+    /// Policies we manage in the cluster, by mode.
+    pub managed_policies: Family<ModeLabels, Gauge>,
     /// Addresses and ranges in the block policies.
     pub blocked_ips: Gauge,
     /// Ports in the block policies.
@@ -133,6 +142,12 @@ impl Metrics {
             Unit::Seconds,
             request_to_applied.clone(),
         );
+        let managed_policies = Family::default();
+        registry.register(
+            "managed_policies",
+            "TracingPolicies kubectl-qualys-respond manages in the cluster, by mode",
+            managed_policies.clone(),
+        );
         let blocked_ips = Gauge::default();
         registry.register("blocked_ips", "Addresses and ranges in the block policies", blocked_ips.clone());
         let blocked_ports = Gauge::default();
@@ -150,6 +165,7 @@ impl Metrics {
             reputation,
             detection_to_applied,
             request_to_applied,
+            managed_policies,
             blocked_ips,
             blocked_ports,
         }

@@ -3,7 +3,7 @@
 //! free loopback ports, as controller-runtime's envtest does.
 //!
 //! - The binaries are built once per machine into `target/k8s/` (`etcd`,
-//!   `kube-apiserver`, and the Go build cache in `target/k8s/go-build`),
+//!   `kube-apiserver`; the Go build cache, 2.8 GB, is removed afterwards),
 //!   again only when `tests/k8s/go.mod` or `go.sum` change; other tools can
 //!   start the same server from there.
 //! - One etcd per test binary run. Each API server keeps its objects under
@@ -205,6 +205,8 @@ fn binaries() -> &'static Binaries {
             eprintln!("built {} in {:.0?}", binary.display(), started.elapsed());
         }
         std::fs::write(&stamp_file, stamp).unwrap();
+        // 2.8 GB of Go build cache for 144 MB of binaries: not worth keeping.
+        let _ = std::fs::remove_dir_all(out.join("go-build"));
         binaries
     })
 }
@@ -277,6 +279,9 @@ pub fn collection(resource: &str, namespace: Option<&str>) -> String {
     let group = match resource {
         "tracingpolicies" | "tracingpoliciesnamespaced" => "/apis/cilium.io/v1alpha1",
         "networkpolicies" | "servicecidrs" => "/apis/networking.k8s.io/v1",
+        "cronjobs" => "/apis/batch/v1",
+        "deployments" => "/apis/apps/v1",
+        "poddisruptionbudgets" => "/apis/policy/v1",
         "customresourcedefinitions" => "/apis/apiextensions.k8s.io/v1",
         "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings" => "/apis/rbac.authorization.k8s.io/v1",
         "leases" => "/apis/coordination.k8s.io/v1",
@@ -469,6 +474,24 @@ impl ApiServer {
         let path = self.dir.join(format!("exec-{}", identity.file()));
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// A kubeconfig for the service account `namespace/name`, with a token
+    /// the API server issues for it (TokenRequest, one hour).
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token");
+        let request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600}});
+        let (code, answer) = self.request(Identity::Admin, "POST", &path, Some(&request));
+        assert_eq!(code, 201, "a token for {namespace}/{name}: {answer}");
+        let token = answer["status"]["token"].as_str().unwrap();
+        let text = std::fs::read_to_string(self.kubeconfig(Identity::Admin)).unwrap();
+        let text = text
+            .replace(&format!("token: {}", Identity::Admin.token()), &format!("token: {token}"))
+            .replace("namespace: default", &format!("namespace: {namespace}"));
+        let file = self.dir.join(format!("sa-{namespace}-{name}.kubeconfig"));
+        std::fs::write(&file, text).unwrap();
+        file
     }
 
     /// The kubeconfig of `identity` (its context's namespace is `default`

@@ -1,4 +1,5 @@
-//! `sync --from-file`: every input form, every output form, skips and exit codes.
+//! `sync --from-file`: every input form, every output form, skips and exit
+//! codes; and the shell completion scripts.
 
 use predicates::prelude::*;
 use serde_json::{Value, json};
@@ -170,4 +171,24 @@ fn the_design_cronjob_flags_work_without_the_sync_word() {
     let with =
         bin().args(["sync", "--from-file", "samples/findings.json"]).assert().success().get_output().stdout.clone();
     bin().args(["--from-file", "samples/findings.json", "--once", "--hours=24"]).assert().success().stdout(with);
+}
+
+#[test]
+fn completion_scripts_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = bin().args(["completion", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for word in ["sync", "install", "--cluster-name", "--apply"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("completion.bash");
+            std::fs::write(&file, script.as_bytes()).unwrap();
+            let checked = std::process::Command::new("bash").arg("-n").arg(&file).status().unwrap();
+            assert!(checked.success(), "bash -n accepts the script");
+        }
+    }
+    bin().args(["completion", "powershell"]).assert().code(2);
 }

@@ -23,6 +23,7 @@ mod oracle;
 mod plugins;
 mod proxy;
 mod real_cluster;
+mod release;
 mod scaffold;
 mod serve;
 mod server;

@@ -659,7 +659,7 @@ fn missing_crds_are_named_and_nothing_is_written() {
     scene.run(&["status"]).assert().code(1).stderr(predicate::str::contains("TracingPolicy CRDs"));
 }
 
-/// One right of `deploy/rbac.yaml`: which document, which rule, which verb.
+/// One right of a set of RBAC documents: which document, which rule, which verb.
 #[derive(Debug, Clone)]
 struct Right {
     document: usize,
@@ -672,13 +672,43 @@ impl Right {
         let rule = &rbac[self.document]["rules"][self.rule];
         rule["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect()
     }
+
+    fn is(&self, other: &Right) -> bool {
+        (self.document, self.rule, &self.verb) == (other.document, other.rule, &other.verb)
+    }
+
+    /// Every right of `rbac`'s Roles and ClusterRoles.
+    fn all(rbac: &[Value]) -> Vec<Right> {
+        let mut rights = Vec::new();
+        for (document, object) in rbac.iter().enumerate() {
+            for (rule, body) in object["rules"].as_array().into_iter().flatten().enumerate() {
+                for verb in body["verbs"].as_array().unwrap() {
+                    rights.push(Right { document, rule, verb: verb.as_str().unwrap().to_string() });
+                }
+            }
+        }
+        rights
+    }
 }
 
-/// `deploy/rbac.yaml` for the trimmed identity (its own names, its
-/// namespace), without `removed`.
-fn trimmed_rbac(rbac: &[Value], removed: Option<&Right>) -> Vec<Value> {
+/// `rbac` without `removed` (a rule left with no verb goes).
+fn without(rbac: &[Value], removed: Option<&Right>) -> Vec<Value> {
     let mut documents = rbac.to_vec();
-    for (index, document) in documents.iter_mut().enumerate() {
+    if let Some(right) = removed {
+        let rules = documents[right.document]["rules"].as_array_mut().unwrap();
+        let verbs = rules[right.rule]["verbs"].as_array_mut().unwrap();
+        verbs.retain(|v| v != right.verb.as_str());
+        if verbs.is_empty() {
+            rules.remove(right.rule);
+        }
+    }
+    documents
+}
+
+/// `deploy/rbac.yaml` for the trimmed identity: its own names, its namespace.
+fn for_trimmed(rbac: &[Value]) -> Vec<Value> {
+    let mut documents = rbac.to_vec();
+    for document in &mut documents {
         let cluster_scoped = matches!(document["kind"].as_str(), Some("ClusterRole" | "ClusterRoleBinding"));
         if cluster_scoped {
             document["metadata"]["name"] = json!("qualys-respond-trimmed");
@@ -691,32 +721,45 @@ fn trimmed_rbac(rbac: &[Value], removed: Option<&Right>) -> Vec<Value> {
         for subject in document.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
             subject["namespace"] = json!("qualys-respond-trimmed");
         }
-        if let Some(right) = removed.filter(|r| r.document == index) {
-            let verbs = document["rules"][right.rule]["verbs"].as_array_mut().unwrap();
-            verbs.retain(|v| v != right.verb.as_str());
-            if verbs.is_empty() {
-                document["rules"].as_array_mut().unwrap().remove(right.rule);
-            }
-        }
     }
     documents
 }
 
-/// True once the server's authorizer agrees that the trimmed identity has
-/// every right but `removed`.
-fn authorizer_agrees(server: &ApiServer, rbac: &[Value], rights: &[Right], removed: Option<&Right>) -> bool {
+/// Whom a set of RBAC documents is for: the service account `namespace/name`.
+struct Account {
+    namespace: String,
+    name: String,
+}
+
+impl Account {
+    fn user(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}
+
+/// True once the server's authorizer agrees that `account` has every right
+/// of `rbac` but `removed`.
+fn authorizer_agrees(
+    server: &ApiServer,
+    rbac: &[Value],
+    rights: &[Right],
+    removed: Option<&Right>,
+    account: &Account,
+) -> bool {
     rights.iter().all(|right| {
         let rule = &rbac[right.document]["rules"][right.rule];
-        let namespaced = rbac[right.document]["kind"] == "Role";
         let mut attributes = json!({"verb": right.verb, "group": rule["apiGroups"][0],
-            "resource": right.resources(rbac)[0]});
-        if namespaced {
-            attributes["namespace"] = json!("qualys-respond-trimmed");
+            "resource": right.resources(rbac)[0], "name": rule["resourceNames"][0]});
+        if rbac[right.document]["kind"] == "Role" {
+            attributes["namespace"] = rbac[right.document]["metadata"]["namespace"].clone();
         }
+        let groups = json!([
+            "system:serviceaccounts",
+            format!("system:serviceaccounts:{}", account.namespace),
+            "system:authenticated"
+        ]);
         let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-            "spec": {"user": Identity::Trimmed.user(), "groups": ["system:serviceaccounts",
-                "system:serviceaccounts:qualys-respond-trimmed", "system:authenticated"],
-                "resourceAttributes": attributes}});
+            "spec": {"user": account.user(), "groups": groups, "resourceAttributes": attributes}});
         let (_, answer) = server.request(
             Identity::Admin,
             "POST",
@@ -724,14 +767,71 @@ fn authorizer_agrees(server: &ApiServer, rbac: &[Value], rights: &[Right], remov
             Some(&review),
         );
         let allowed = answer["status"]["allowed"] == true;
-        let is_removed =
-            removed.is_some_and(|r| r.document == right.document && r.rule == right.rule && r.verb == right.verb);
-        allowed != is_removed
+        allowed != removed.is_some_and(|r| r.is(right))
     })
 }
 
+/// `tour` works with exactly the rights of `rbac` (applied for `account`):
+/// with all of them, and without any one of them it fails with the server's
+/// "forbidden" naming that verb and resource.
+fn every_right_is_needed(server: &ApiServer, rbac: &[Value], account: &Account, tour: impl Fn() -> Result<(), String>) {
+    let rights = Right::all(rbac);
+    let grant = |removed: Option<&Right>| {
+        for object in without(rbac, removed) {
+            server.apply(&object, "test-admin").unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !authorizer_agrees(server, rbac, &rights, removed, account) {
+            assert!(std::time::Instant::now() < deadline, "RBAC did not settle on {removed:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    grant(None);
+    tour().expect("every command works with exactly these rights");
+    let mut unneeded = Vec::new();
+    for right in &rights {
+        grant(Some(right));
+        match tour() {
+            Ok(()) => unneeded.push(format!("{} on {:?}", right.verb, right.resources(rbac))),
+            Err(failure) => {
+                let named = right
+                    .resources(rbac)
+                    .iter()
+                    .any(|resource| failure.contains(&format!("cannot {} resource \"{resource}\"", right.verb)));
+                assert!(named && failure.contains("forbidden"), "without {right:?}: {failure}");
+            }
+        }
+    }
+    grant(None);
+    assert!(unneeded.is_empty(), "rights no command uses: {unneeded:?}");
+}
+
+/// Runs `steps` with `kubeconfig`: the first that fails, with what it printed.
+fn run_steps(kubeconfig: &std::path::Path, steps: &[Vec<&str>]) -> Result<(), String> {
+    for step in steps {
+        let output = bin()
+            .arg(step[0])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(&step[1..])
+            .env("QUALYS_USERNAME", "api-user")
+            .env("QUALYS_PASSWORD", "tour")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env_remove("QUALYS_RESPOND_CLUSTER_NAME")
+            .output()
+            .unwrap();
+        // diff exits 4 when there are differences.
+        if !(output.status.success() || (step[0] == "diff" && output.status.code() == Some(4))) {
+            let said =
+                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            return Err(format!("`{}` failed ({}): {said}", step.join(" "), output.status));
+        }
+    }
+    Ok(())
+}
+
 /// Everything the tool does in a cluster, as the trimmed identity, in a new
-/// scene: the first command that fails, with what it printed.
+/// scene.
 fn tour(server: &ApiServer, qualys: &FakeQualys) -> Result<(), String> {
     server.delete("/api/v1/namespaces/qualys-respond-trimmed/configmaps/qualys-respond-checkpoint");
     let scene = Scene::new(server);
@@ -752,21 +852,7 @@ fn tour(server: &ApiServer, qualys: &FakeQualys) -> Result<(), String> {
         vec!["sync", "--from-file", &empty, "--apply", "--prune", "--prune-after", "0s"],
         vec!["sync", "--gateway", &qualys.url, "--once", "--hours=24", "--apply", "-n", "qualys-respond-trimmed"],
     ];
-    for step in steps {
-        let output = as_identity(server, Identity::Trimmed, &step)
-            .env("QUALYS_USERNAME", "api-user")
-            .env("QUALYS_PASSWORD", "tour")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .output()
-            .unwrap();
-        // diff exits 4 when there are differences.
-        if !(output.status.success() || (step[0] == "diff" && output.status.code() == Some(4))) {
-            let said =
-                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-            return Err(format!("`{}` failed ({}): {said}", step.join(" "), output.status));
-        }
-    }
-    Ok(())
+    run_steps(&server.kubeconfig(Identity::Trimmed), &steps)
 }
 
 /// Every command works with exactly the rights of `deploy/rbac.yaml`, and
@@ -779,40 +865,354 @@ fn rbac_every_right_of_deploy_rbac_yaml_is_needed_and_its_absence_named() {
     qualys.set_findings(vec![json!({"uuid": "t1", "timestamp": chrono::Utc::now().to_rfc3339(),
         "threatCategory": "Crypto_Mining", "namespace": "qualys-respond-trimmed"})]);
     let rbac = apiserver::documents(&std::fs::read_to_string(root().join("deploy/rbac.yaml")).unwrap());
-    let mut rights = Vec::new();
-    for (document, object) in rbac.iter().enumerate() {
-        for (rule, body) in object["rules"].as_array().into_iter().flatten().enumerate() {
-            for verb in body["verbs"].as_array().unwrap() {
-                rights.push(Right { document, rule, verb: verb.as_str().unwrap().to_string() });
-            }
-        }
-    }
-    let grant = |removed: Option<&Right>| {
-        for object in trimmed_rbac(&rbac, removed) {
-            server.apply(&object, "test-admin").unwrap();
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !authorizer_agrees(&server, &rbac, &rights, removed) {
-            assert!(std::time::Instant::now() < deadline, "RBAC did not settle on {removed:?}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+    let account = Account { namespace: "qualys-respond-trimmed".into(), name: "qualys-respond".into() };
+    every_right_is_needed(&server, &for_trimmed(&rbac), &account, || tour(&server, &qualys));
+}
+
+#[test]
+fn each_cluster_applies_only_its_own_findings() {
+    let server = ApiServer::shared();
+    let ns = server.namespace("fleet");
+    let at = chrono::Utc::now().to_rfc3339();
+    let findings = json!([
+        {"uuid": "prod-1", "threatCategory": "Crypto_Mining", "namespace": ns, "clusterName": "prod", "timestamp": at},
+        {"uuid": "staging-1", "threatCategory": "Reverse_Shell", "namespace": ns, "clusterName": "staging", "timestamp": at},
+        {"uuid": "nameless-1", "threatCategory": "Container_Escape", "namespace": ns, "timestamp": at},
+    ]);
+    let (dir, file) = apiserver::temp_file("findings.json", &findings.to_string());
+    let sync = |extra: &[&str]| {
+        let mut command = as_identity(server, Identity::Responder, &["sync", "--apply", "--from-file"]);
+        command.arg(&file).args(extra).env_remove("QUALYS_RESPOND_CLUSTER_NAME");
+        command
+    };
+    let categories = || {
+        let mut found: Vec<(String, String)> = server
+            .list("tracingpoliciesnamespaced", Some(&ns))
+            .iter()
+            .map(|p| {
+                (label(p, "qualys-respond.io/category").to_string(), label(p, "qualys-respond.io/cluster").to_string())
+            })
+            .collect();
+        found.sort();
+        found
     };
 
-    grant(None);
-    tour(&server, &qualys).expect("every command works with the rights of deploy/rbac.yaml");
-    let mut unneeded = Vec::new();
-    for right in &rights {
-        grant(Some(right));
-        match tour(&server, &qualys) {
-            Ok(()) => unneeded.push(format!("{} on {:?}", right.verb, right.resources(&rbac))),
-            Err(failure) => {
-                let named = right
-                    .resources(&rbac)
-                    .iter()
-                    .any(|resource| failure.contains(&format!("cannot {} resource \"{resource}\"", right.verb)));
-                assert!(named && failure.contains("forbidden"), "without {right:?}: {failure}");
+    sync(&[]).assert().code(1).stderr(
+        predicate::str::contains("2 finding(s) name a cluster (prod, staging)")
+            .and(predicate::str::contains("--cluster-name NAME"))
+            .and(predicate::str::contains("nothing was written")),
+    );
+    assert!(categories().is_empty());
+
+    sync(&["--cluster-name", "prod"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("findings of other clusters left out: no cluster named: 1, staging: 1"));
+    assert_eq!(categories(), [("crypto_mining".to_string(), "prod".to_string())]);
+    sync(&[]).env("QUALYS_RESPOND_CLUSTER_NAME", "staging").assert().success();
+    assert_eq!(categories().len(), 2);
+    assert!(categories().contains(&("reverse_shell".to_string(), "staging".to_string())));
+    sync(&["--all-clusters"]).assert().success();
+    assert_eq!(categories().len(), 3, "every cluster's findings, here");
+    sync(&["--cluster-name", "prod/eu"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not usable as a label value"));
+
+    // Without --apply, as before: every finding, no cluster asked for.
+    let output =
+        bin().args(["sync", "--from-file"]).arg(&file).env_remove("QUALYS_RESPOND_CLUSTER_NAME").output().unwrap();
+    assert_eq!(apiserver::documents(&String::from_utf8_lossy(&output.stdout)).len(), 3, "{output:?}");
+
+    let state = dir.path().join("state.json");
+    let mut prod = bin();
+    prod.args(["sync", "--from-file"]).arg(&file).args(["--cluster-name", "prod", "--state-file"]).arg(&state);
+    prod.assert().success();
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(stored["cluster"], "prod");
+    let mut staging = bin();
+    staging.args(["sync", "--from-file"]).arg(&file).args(["--cluster-name", "staging", "--state-file"]).arg(&state);
+    staging.assert().code(1).stderr(predicate::str::contains("the checkpoint belongs to cluster prod"));
+}
+
+/// The manifests of `install --mode …`, as JSON documents.
+fn install(args: &[&str]) -> Vec<Value> {
+    let output = bin().arg("install").args(args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    apiserver::documents(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Each document as the Kubernetes API's own type (k8s-openapi), so a
+/// misspelt field or a wrong type fails here.
+fn typed(document: &Value) -> Result<(), String> {
+    use k8s_openapi::api;
+    let value = document.clone();
+    let parsed = match document["kind"].as_str().unwrap() {
+        "Namespace" => serde_json::from_value::<api::core::v1::Namespace>(value).map(drop),
+        "ServiceAccount" => serde_json::from_value::<api::core::v1::ServiceAccount>(value).map(drop),
+        "Service" => serde_json::from_value::<api::core::v1::Service>(value).map(drop),
+        "ClusterRole" => serde_json::from_value::<api::rbac::v1::ClusterRole>(value).map(drop),
+        "ClusterRoleBinding" => serde_json::from_value::<api::rbac::v1::ClusterRoleBinding>(value).map(drop),
+        "Role" => serde_json::from_value::<api::rbac::v1::Role>(value).map(drop),
+        "RoleBinding" => serde_json::from_value::<api::rbac::v1::RoleBinding>(value).map(drop),
+        "CronJob" => serde_json::from_value::<api::batch::v1::CronJob>(value).map(drop),
+        "Deployment" => serde_json::from_value::<api::apps::v1::Deployment>(value).map(drop),
+        "PodDisruptionBudget" => serde_json::from_value::<api::policy::v1::PodDisruptionBudget>(value).map(drop),
+        "NetworkPolicy" => serde_json::from_value::<api::networking::v1::NetworkPolicy>(value).map(drop),
+        // The Prometheus Operator's kind: no k8s-openapi type.
+        "ServiceMonitor" => Ok(()),
+        kind => return Err(format!("unexpected kind {kind}")),
+    };
+    parsed.map_err(|e| format!("{}: {e}", document["kind"]))
+}
+
+/// The pod templates of the workloads among `documents`.
+fn pods(documents: &[Value]) -> Vec<(String, Value)> {
+    documents
+        .iter()
+        .filter_map(|d| {
+            let template = match d["kind"].as_str()? {
+                "CronJob" => &d["spec"]["jobTemplate"]["spec"]["template"],
+                "Deployment" => &d["spec"]["template"],
+                _ => return None,
+            };
+            Some((d["metadata"]["name"].as_str()?.to_string(), template.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn install_prints_typed_hardened_manifests_the_server_accepts() {
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    let documents = install(&[
+        "--mode=cronjob,controller,webhook",
+        "--namespace=qr-install",
+        "--cluster-name=prod",
+        "--network-policy",
+        "--service-monitor",
+        "--server-network-policy",
+    ]);
+    let kinds: Vec<&str> = documents.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in
+        ["Namespace", "CronJob", "Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"]
+    {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert!(!serde_json::to_string(&documents).unwrap().contains("password\":\""), "no credential values");
+    for document in &documents {
+        typed(document).unwrap();
+        if document["kind"] != "ServiceMonitor" {
+            server.apply(document, "kubectl").unwrap_or_else(|e| panic!("{}: {e:?}", document["kind"]));
+        }
+    }
+    let cronjob = documents.iter().find(|d| d["kind"] == "CronJob").unwrap();
+    assert_eq!(cronjob["spec"]["concurrencyPolicy"], "Forbid");
+    let args = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args.as_array().unwrap()[0..3],
+        [json!("--once"), json!("--hours=24"), json!("--apply")],
+        "the design's contract"
+    );
+    assert!(args.as_array().unwrap().contains(&json!("--cluster-name=prod")));
+    let webhook =
+        documents.iter().find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "qualys-respond-webhook");
+    let webhook = webhook.unwrap();
+    assert_eq!(webhook["spec"]["replicas"], 2);
+    let container = &webhook["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (&container["livenessProbe"]["httpGet"]["path"], &container["readinessProbe"]["httpGet"]["path"]),
+        (&json!("/health"), &json!("/readyz"))
+    );
+    for (name, pod) in pods(&documents) {
+        let spec = &pod["spec"];
+        assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+        assert!(spec["serviceAccountName"].as_str().unwrap().starts_with("qualys-respond-"), "{name}");
+        for container in spec["containers"].as_array().unwrap() {
+            let security = &container["securityContext"];
+            assert_eq!(security["runAsNonRoot"], true, "{name}");
+            assert_eq!(security["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(security["capabilities"]["drop"], json!(["ALL"]), "{name}");
+            assert!(container["resources"]["requests"].is_object() && container["resources"]["limits"].is_object());
+            for variable in container["env"].as_array().unwrap() {
+                assert!(
+                    variable.get("value").is_none() || variable["name"] == "QUALYS_RESPOND_CACHE_DIR",
+                    "{variable}"
+                );
             }
         }
     }
-    assert!(unneeded.is_empty(), "deploy/rbac.yaml grants rights no command uses: {unneeded:?}");
+    let accounts: Vec<&Value> = documents.iter().filter(|d| d["kind"] == "ServiceAccount").collect();
+    assert_eq!(accounts.len(), 3, "one service account per mode");
+    assert!(accounts.iter().all(|a| a["automountServiceAccountToken"] == false));
+}
+
+/// The CronJob's RBAC is exactly what its command calls: the CronJob's own
+/// arguments (with the fake gateway for the platform) run as its service
+/// account with a token the server issued, and fail without any one right.
+#[test]
+fn install_rbac_of_the_cronjob_is_exactly_what_it_calls() {
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    let ns = "qr-cron";
+    let documents = install(&["--mode=cronjob", &format!("--namespace={ns}"), "--cluster-name=prod"]);
+    let (rbac, rest): (Vec<Value>, Vec<Value>) = documents.into_iter().partition(|d| {
+        matches!(d["kind"].as_str(), Some("ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"))
+    });
+    for document in rest.iter().filter(|d| d["kind"] != "CronJob") {
+        server.apply(document, "kubectl").unwrap();
+    }
+    let cronjob = rest.iter().find(|d| d["kind"] == "CronJob").unwrap();
+    let args: Vec<String> = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let qualys = FakeQualys::start("api-user", "tour");
+    let retired_in = server.namespace("retired");
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| if a.starts_with("--platform=") { format!("--gateway={}", qualys.url) } else { a })
+        .collect();
+    let kubeconfig = server.service_account_kubeconfig(ns, "qualys-respond-cronjob");
+    let retired = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicyNamespaced",
+        "metadata": {"name": "cdr-retired", "namespace": retired_in, "labels": {
+            "app.kubernetes.io/managed-by": "kubectl-qualys-respond", "qualys-respond.io/source": "cdr",
+            "qualys-respond.io/category": "retired_category"}},
+        "spec": {"kprobes": [{"call": "security_bprm_check", "syscall": false, "args": [{"index": 0, "type": "linux_binprm"}],
+            "selectors": [{"matchArgs": [{"index": 0, "operator": "Equal", "values": ["/usr/bin/xmrig"]}]}]}]}});
+    let tour = || {
+        // A fresh start each time: no checkpoint, a new finding, one policy to prune.
+        server.delete(&format!("/api/v1/namespaces/{ns}/configmaps/qualys-respond-checkpoint"));
+        let namespace = server.namespace("cron");
+        qualys.set_findings(vec![json!({"uuid": namespace, "timestamp": chrono::Utc::now().to_rfc3339(),
+            "threatCategory": "Crypto_Mining", "namespace": namespace, "clusterName": "prod"})]);
+        server.apply(&retired, "kubectl-qualys-respond").map_err(|e| format!("{e:?}"))?;
+        let output = bin()
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env("QUALYS_USERNAME", "api-user")
+            .env("QUALYS_PASSWORD", "tour")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            return Err(said);
+        }
+        if server.get(&format!("/api/v1/namespaces/{ns}/configmaps/qualys-respond-checkpoint")).is_none() {
+            return Err(format!("no checkpoint was stored: {said}"));
+        }
+        Ok(())
+    };
+    let account = Account { namespace: ns.into(), name: "qualys-respond-cronjob".into() };
+    every_right_is_needed(&server, &rbac, &account, tour);
+}
+
+/// An answer's `error` as text (not JSON-escaped), or the whole answer.
+fn said(body: &Value) -> String {
+    body["error"].as_str().map_or_else(|| body.to_string(), str::to_string)
+}
+
+/// Waits up to `seconds` for `check`; `Err` with the server's log when it never holds.
+fn within(
+    server: &crate::server::Server,
+    seconds: u64,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{what} did not happen:\n{}", server.log()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The webhook mode's RBAC is exactly what `serve` calls: the server runs
+/// as its service account; a signed finding becomes a policy, the block API
+/// blocks and unblocks, `/status` reads, and without any one right one of
+/// them fails with the server's "forbidden" in the log.
+#[test]
+fn install_rbac_of_the_webhook_is_exactly_what_serve_calls() {
+    use crate::server::{Server, Setup};
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    let ns = "qr-webhook";
+    let documents = install(&["--mode=webhook", &format!("--namespace={ns}"), "--cluster-name=prod"]);
+    let (rbac, rest): (Vec<Value>, Vec<Value>) = documents.into_iter().partition(|d| {
+        matches!(d["kind"].as_str(), Some("ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"))
+    });
+    for document in rest.iter().filter(|d| matches!(d["kind"].as_str(), Some("Namespace" | "ServiceAccount"))) {
+        server.apply(document, "kubectl").unwrap();
+    }
+    let deployment = rest.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        // The harness gives its own address, secret and token files.
+        .filter(|a| !["serve", "--apply", "--log-format=json"].contains(&a.as_str()))
+        .filter(|a| {
+            !a.starts_with("--listen=")
+                && !a.starts_with("--webhook-secret-file=")
+                && !a.starts_with("--api-token-file=")
+        })
+        .collect();
+    let kubeconfig = server.service_account_kubeconfig(ns, "qualys-respond-webhook");
+    let tour = || {
+        let scene = server.namespace("tour");
+        let serve =
+            Server::start(Setup { kubeconfig: Some(kubeconfig.clone()), args: args.clone(), ..Setup::default() });
+        within(&serve, 20, "readiness", || serve.get("/readyz", &[]).0 == 200)?;
+        let finding = json!({"uuid": format!("w-{scene}"), "threatCategory": "Crypto_Mining", "namespace": scene,
+            "clusterName": "prod"});
+        let (code, body) = serve.webhook(&finding);
+        if code != 202 {
+            return Err(format!("webhook {code} {}\n{}", said(&body), serve.log()));
+        }
+        let policies = || server.list("tracingpoliciesnamespaced", Some(&scene));
+        within(&serve, 10, "the finding's policy", || {
+            policies().iter().any(|p| p["metadata"]["name"] == "cdr-crypto-mining-pool-ports")
+        })?;
+        let block = json!({"type": "ip", "values": ["203.0.113.7"], "reason": "tour", "namespace": scene});
+        let (code, body) = serve.api("/api/block", &block);
+        if code != 200 {
+            return Err(format!("block {code} {}\n{}", said(&body), serve.log()));
+        }
+        let unblock = json!({"type": "ip", "values": ["203.0.113.7"], "namespace": scene});
+        let (code, body) = serve.api("/api/unblock", &unblock);
+        if code != 200 {
+            return Err(format!("unblock {code} {}\n{}", said(&body), serve.log()));
+        }
+        let (code, text) = serve.get("/status", &[("authorization", format!("Bearer {}", crate::server::TOKEN))]);
+        if code != 200 {
+            return Err(format!("status {code} {text}\n{}", serve.log()));
+        }
+        Ok(())
+    };
+    let account = Account { namespace: ns.into(), name: "qualys-respond-webhook".into() };
+    every_right_is_needed(&server, &rbac, &account, tour);
+}
+
+/// The controller calls what the CronJob calls (the same sync, on a timer):
+/// its rights are the CronJob's, proved above.
+#[test]
+fn install_rbac_of_the_controller_is_the_cronjobs() {
+    let rules = |mode: &str| -> Vec<Value> {
+        install(&[&format!("--mode={mode}")])
+            .into_iter()
+            .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
+            .map(|d| d["rules"].clone())
+            .collect()
+    };
+    assert_eq!(rules("controller"), rules("cronjob"));
+    let both = install(&["--mode=controller,cronjob"]);
+    let deployment = both.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args.as_array().unwrap()[0..3], [json!("sync"), json!("--watch"), json!("--interval=1h")]);
+    assert_eq!(deployment["spec"]["replicas"], 1, "one controller: two would sync twice");
 }

@@ -53,6 +53,8 @@ pub struct Server {
 pub struct Setup<'a> {
     /// Apply to this cluster.
     pub kube: Option<&'a FakeKube>,
+    /// Or apply to the cluster of this kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
     /// More arguments.
     pub args: Vec<String>,
     /// No secret file and no token file.
@@ -75,9 +77,9 @@ impl Server {
             command.arg("--webhook-secret-file").arg(dir.path().join("secret"));
             command.arg("--api-token-file").arg(dir.path().join("tokens"));
         }
-        match setup.kube {
-            Some(kube) => {
-                command.arg("--apply").arg("--kubeconfig").arg(kube.kubeconfig());
+        match setup.kube.map(|kube| kube.kubeconfig().to_path_buf()).or(setup.kubeconfig.clone()) {
+            Some(kubeconfig) => {
+                command.arg("--apply").arg("--kubeconfig").arg(kubeconfig);
             }
             None if !setup.args.iter().any(|a| a == "--output-dir") => {
                 command.arg("--output-dir").arg(dir.path().join("policies"));

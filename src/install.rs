@@ -1,0 +1,283 @@
+//! The manifests `kubectl qualys-respond install` prints: a namespace, one
+//! service account and least-privilege RBAC per mode (only what that mode
+//! calls), the design's CronJob, a Deployment for the controller
+//! (`sync --watch --apply`) and one for `serve`, with hardened pods and the
+//! credentials as Secret *references*.
+
+use serde_json::{Value, json};
+
+use crate::cluster::CHECKPOINT_CONFIGMAP;
+use crate::policy::Mode;
+
+/// How the tool runs in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum InstallMode {
+    /// The hourly CronJob of the design: `--once --hours=24 --apply`.
+    Cronjob,
+    /// A Deployment running `sync --watch --apply`.
+    Controller,
+    /// A Deployment running `serve` (two replicas, Service, PodDisruptionBudget).
+    Webhook,
+}
+
+impl InstallMode {
+    /// The mode's name in object names.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstallMode::Cronjob => "cronjob",
+            InstallMode::Controller => "controller",
+            InstallMode::Webhook => "webhook",
+        }
+    }
+
+    /// The service account (and RBAC) name of the mode.
+    pub fn account(self) -> String {
+        format!("qualys-respond-{}", self.name())
+    }
+}
+
+/// What to install.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The modes, each with its own service account and RBAC.
+    pub modes: Vec<InstallMode>,
+    /// Where everything goes.
+    pub namespace: String,
+    /// The container image.
+    pub image: String,
+    /// The CronJob's schedule.
+    pub schedule: String,
+    /// Audit (`Post`) or enforce new policies.
+    pub action: Mode,
+    /// This cluster's name as Qualys knows it.
+    pub cluster_name: Option<String>,
+    /// Without a name: apply every cluster's findings here.
+    pub all_clusters: bool,
+    /// The Qualys platform.
+    pub platform: String,
+    /// The Secret holding `username` and `password` (and, for the webhook
+    /// mode, `webhook-secret` and `api-tokens`).
+    pub secret: String,
+    /// Let the modes manage NetworkPolicy companions of IP blocks.
+    pub network_policy: bool,
+    /// A Prometheus Operator ServiceMonitor for the server.
+    pub service_monitor: bool,
+    /// A NetworkPolicy that admits only port 8080 to the server.
+    pub server_network_policy: bool,
+}
+
+const LABEL: &str = "app.kubernetes.io/name";
+const APP: &str = "kubectl-qualys-respond";
+const PORT: u16 = 8080;
+
+impl Install {
+    /// Every object, in the order `kubectl apply` should create them.
+    pub fn objects(&self) -> Vec<Value> {
+        let mut modes = self.modes.clone();
+        modes.sort();
+        modes.dedup();
+        let mut out = vec![json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": self.labels(None)}})];
+        for mode in &modes {
+            out.extend(self.rbac(*mode));
+        }
+        for mode in &modes {
+            match mode {
+                InstallMode::Cronjob => out.push(self.cronjob()),
+                InstallMode::Controller => out.push(self.controller()),
+                InstallMode::Webhook => out.extend(self.webhook()),
+            }
+        }
+        out
+    }
+
+    fn labels(&self, mode: Option<InstallMode>) -> Value {
+        let mut labels = json!({LABEL: APP, "app.kubernetes.io/managed-by": "kubectl-qualys-respond-install"});
+        if let Some(mode) = mode {
+            labels["app.kubernetes.io/component"] = json!(mode.name());
+        }
+        labels
+    }
+
+    fn metadata(&self, name: &str, mode: InstallMode) -> Value {
+        json!({"name": name, "namespace": self.namespace, "labels": self.labels(Some(mode))})
+    }
+
+    /// The service account and exactly the rights `mode` uses.
+    fn rbac(&self, mode: InstallMode) -> Vec<Value> {
+        let account = mode.account();
+        let mut rules = vec![json!({"apiGroups": ["cilium.io"],
+            "resources": ["tracingpolicies", "tracingpoliciesnamespaced"],
+            "verbs": ["get", "list", "create", "patch", "delete"]})];
+        if self.network_policy {
+            rules.push(json!({"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                "verbs": ["get", "list", "create", "patch", "delete"]}));
+        }
+        rules.extend([
+            json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}),
+            json!({"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["get"]}),
+            json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}),
+            json!({"apiGroups": ["networking.k8s.io"], "resources": ["servicecidrs"], "verbs": ["list"]}),
+        ]);
+        let cluster_metadata = json!({"name": account, "labels": self.labels(Some(mode))});
+        let subject = json!({"kind": "ServiceAccount", "name": account, "namespace": self.namespace});
+        let mut out = vec![
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": self.metadata(&account, mode),
+                "automountServiceAccountToken": false}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": cluster_metadata, "rules": rules}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": cluster_metadata,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+                "subjects": [subject]}),
+        ];
+        if matches!(mode, InstallMode::Cronjob | InstallMode::Controller) {
+            // The checkpoint, by name; creating it cannot be limited to a name.
+            let rules = json!([
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CHECKPOINT_CONFIGMAP],
+                    "verbs": ["get", "patch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            ]);
+            let name = format!("{account}-checkpoint");
+            out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": self.metadata(&name, mode), "rules": rules}));
+            out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": self.metadata(&name, mode),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [subject]}));
+        }
+        out
+    }
+
+    /// The flags every mode passes on.
+    fn common_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--action={}", self.action.action()), "--log-format=json".to_string()];
+        match (&self.cluster_name, self.all_clusters) {
+            (Some(name), _) => args.push(format!("--cluster-name={name}")),
+            (None, true) => args.push("--all-clusters".to_string()),
+            // Findings that name a cluster are then refused, with the way to set it.
+            (None, false) => {}
+        }
+        args
+    }
+
+    fn credentials(&self) -> Value {
+        let key = |name: &str, key: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}});
+        json!([key("QUALYS_USERNAME", "username"), key("QUALYS_PASSWORD", "password"),
+            {"name": "QUALYS_RESPOND_CACHE_DIR", "value": "/tmp/cache"}])
+    }
+
+    /// A hardened pod running `args` as `mode`'s service account.
+    fn pod(&self, mode: InstallMode, args: Vec<String>, extra: Value) -> Value {
+        let mut container = json!({
+            "name": mode.name(),
+            "image": self.image,
+            "imagePullPolicy": "IfNotPresent",
+            "args": args,
+            "env": self.credentials(),
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "readOnlyRootFilesystem": true,
+                "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        });
+        if let Some(map) = extra.as_object() {
+            for (key, value) in map {
+                match (key.as_str(), container.get_mut(key)) {
+                    ("volumeMounts", Some(Value::Array(mounts))) => {
+                        mounts.extend(value.as_array().cloned().unwrap_or_default())
+                    }
+                    _ => container[key] = value.clone(),
+                }
+            }
+        }
+        let mut volumes = vec![json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})];
+        if mode == InstallMode::Webhook {
+            volumes.push(json!({"name": "webhook", "secret": {"secretName": self.secret,
+                "items": [{"key": "webhook-secret", "path": "webhook-secret"}, {"key": "api-tokens", "path": "api-tokens"}]}}));
+        }
+        json!({
+            "metadata": {"labels": self.labels(Some(mode))},
+            "spec": {
+                "serviceAccountName": mode.account(),
+                // The token is mounted only into the pods: the account itself does not hand it out.
+                "automountServiceAccountToken": true,
+                "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [container],
+                "volumes": volumes,
+            },
+        })
+    }
+
+    fn cronjob(&self) -> Value {
+        let mut args: Vec<String> = ["--once", "--hours=24", "--apply"].map(String::from).to_vec();
+        args.extend([format!("--platform={}", self.platform), "--prune".to_string()]);
+        args.extend(self.common_args());
+        let mut pod = self.pod(InstallMode::Cronjob, args, json!({}));
+        pod["spec"]["restartPolicy"] = json!("OnFailure");
+        json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": self.metadata("qualys-respond-sync", InstallMode::Cronjob),
+            "spec": {"schedule": self.schedule, "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
+                "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+                "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 3000, "template": pod}}}})
+    }
+
+    fn controller(&self) -> Value {
+        let mut args: Vec<String> =
+            ["sync", "--watch", "--interval=1h", "--hours=24", "--apply"].map(String::from).to_vec();
+        args.extend([format!("--platform={}", self.platform), "--prune".to_string()]);
+        args.extend(self.common_args());
+        let pod = self.pod(InstallMode::Controller, args, json!({}));
+        let selector = json!({"matchLabels": self.labels(Some(InstallMode::Controller))});
+        // One replica, replaced rather than rolled: two controllers would sync twice.
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": self.metadata("qualys-respond-controller", InstallMode::Controller),
+            "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": selector, "template": pod}})
+    }
+
+    fn webhook(&self) -> Vec<Value> {
+        let mode = InstallMode::Webhook;
+        let mut args: Vec<String> = vec!["serve".into(), format!("--listen=0.0.0.0:{PORT}"), "--apply".into()];
+        args.extend([
+            "--webhook-secret-file=/secrets/webhook/webhook-secret".to_string(),
+            "--api-token-file=/secrets/webhook/api-tokens".to_string(),
+        ]);
+        args.extend(self.common_args());
+        let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
+        let extra = json!({
+            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+            "livenessProbe": probe("/health"),
+            "readinessProbe": probe("/readyz"),
+            "volumeMounts": [{"name": "webhook", "mountPath": "/secrets/webhook", "readOnly": true}],
+        });
+        let pod = self.pod(mode, args, extra);
+        let labels = self.labels(Some(mode));
+        let name = "qualys-respond-webhook";
+        let mut out = vec![
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.metadata(name, mode),
+                "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": pod}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": self.metadata(name, mode),
+                "spec": {"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}),
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": self.metadata(name, mode),
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}}),
+        ];
+        if self.service_monitor {
+            out.push(json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                "metadata": self.metadata(name, mode),
+                "spec": {"selector": {"matchLabels": labels}, "endpoints": [{"port": "http", "path": "/metrics"}]}}));
+        }
+        if self.server_network_policy {
+            out.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": self.metadata(name, mode),
+                "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"],
+                    "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}]}]}}));
+        }
+        out
+    }
+}
