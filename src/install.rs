@@ -131,14 +131,25 @@ impl Install {
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
                 "subjects": [subject]}),
         ];
+        let mut rules = Vec::new();
         if matches!(mode, InstallMode::Cronjob | InstallMode::Controller) {
             // The checkpoint, by name; creating it cannot be limited to a name.
-            let rules = json!([
-                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CHECKPOINT_CONFIGMAP],
-                    "verbs": ["get", "patch"]},
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            rules.extend([
+                json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CHECKPOINT_CONFIGMAP],
+                    "verbs": ["get", "patch"]}),
+                json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}),
             ]);
-            let name = format!("{account}-checkpoint");
+        }
+        if matches!(mode, InstallMode::Controller | InstallMode::Webhook) {
+            // The mode's own Lease for leader election, likewise.
+            rules.extend([
+                json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [account],
+                    "verbs": ["get", "update"]}),
+                json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}),
+            ]);
+        }
+        if !rules.is_empty() {
+            let name = format!("{account}-namespace");
             out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                 "metadata": self.metadata(&name, mode), "rules": rules}));
             out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -161,9 +172,15 @@ impl Install {
         args
     }
 
+    /// Leader election among the mode's replicas, on the mode's own Lease.
+    fn election_args(mode: InstallMode) -> Vec<String> {
+        vec!["--leader-elect".to_string(), format!("--lease-name={}", mode.account())]
+    }
+
     fn credentials(&self) -> Value {
         let key = |name: &str, key: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}});
         json!([key("QUALYS_USERNAME", "username"), key("QUALYS_PASSWORD", "password"),
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "QUALYS_RESPOND_CACHE_DIR", "value": "/tmp/cache"}])
     }
 
@@ -232,13 +249,14 @@ impl Install {
         let mut args: Vec<String> =
             ["sync", "--watch", "--interval=1h", "--hours=24", "--apply"].map(String::from).to_vec();
         args.extend([format!("--platform={}", self.platform), "--prune".to_string()]);
+        args.extend(Install::election_args(InstallMode::Controller));
         args.extend(self.common_args());
         let pod = self.pod(InstallMode::Controller, args, json!({}));
         let selector = json!({"matchLabels": self.labels(Some(InstallMode::Controller))});
-        // One replica, replaced rather than rolled: two controllers would sync twice.
+        // Two replicas, one of them syncing (the Lease's holder).
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": self.metadata("qualys-respond-controller", InstallMode::Controller),
-            "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": selector, "template": pod}})
+            "spec": {"replicas": 2, "selector": selector, "template": pod}})
     }
 
     fn webhook(&self) -> Vec<Value> {
@@ -248,6 +266,7 @@ impl Install {
             "--webhook-secret-file=/secrets/webhook/webhook-secret".to_string(),
             "--api-token-file=/secrets/webhook/api-tokens".to_string(),
         ]);
+        args.extend(Install::election_args(mode));
         args.extend(self.common_args());
         let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
         let extra = json!({

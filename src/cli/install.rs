@@ -128,7 +128,7 @@ fn yaml_stream(objects: &[Value]) -> anyhow::Result<String> {
 /// also delete every policy kubectl-qualys-respond manages.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  kubectl qualys-respond uninstall --mode cronjob,webhook | kubectl delete -f -
+  kubectl qualys-respond uninstall --mode cronjob,webhook | kubectl delete --ignore-not-found -f -
   kubectl qualys-respond uninstall --policies            # asks before deleting every managed policy")]
 pub struct UninstallArgs {
     /// The modes that were installed.
@@ -138,6 +138,10 @@ pub struct UninstallArgs {
     /// The namespace they were installed into.
     #[arg(short = 'n', long = "install-namespace", value_name = "NS", default_value = "qualys-respond")]
     namespace: String,
+
+    /// The server's ServiceMonitor was installed (--service-monitor).
+    #[arg(long)]
+    service_monitor: bool,
 
     /// Also delete, in the cluster, every TracingPolicy and NetworkPolicy we manage.
     #[arg(long)]
@@ -164,7 +168,7 @@ pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Exit> {
         platform: String::new(),
         secret: String::new(),
         network_policy: false,
-        service_monitor: true,
+        service_monitor: args.service_monitor,
         server_network_policy: true,
     };
     // Names only, the namespace last: what `kubectl delete -f -` needs.

@@ -5,6 +5,7 @@
 mod block;
 mod cluster;
 mod completion;
+mod election;
 mod exit;
 mod guard;
 mod install;

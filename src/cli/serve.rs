@@ -168,6 +168,9 @@ pub struct ServeArgs {
     clusters: super::scope::ClusterArgs,
 
     #[command(flatten)]
+    election: super::election::ElectionArgs,
+
+    #[command(flatten)]
     kube: KubeArgs,
 
     #[command(flatten)]
@@ -222,6 +225,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             true => Some(Cluster::connect(&args.kube).await?.forcing_conflicts(args.force_conflicts)),
             false => None,
         };
+        if args.election.leader_elect && cluster.is_none() {
+            anyhow::bail!("--leader-elect needs --apply: the Lease lives in the cluster");
+        }
+        let leader = cluster.as_ref().and_then(|cluster| args.election.start(cluster));
         let protected = Arc::new(RwLock::new(Protected::baseline()));
         let judge = Arc::new(args.reputation.judge(Arc::clone(&protected))?);
         let tls = args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| TlsFiles {
@@ -262,6 +269,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             protected,
             expire_interval: args.expire_interval,
             grace: args.shutdown_grace,
+            leader,
         };
         let mappers = args.mappers.clone();
         serve::run(config, move || mappers.registry()).await?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::{Change, DryRun};
-use crate::cluster::{Cluster, KubeArgs};
+use crate::cluster::{Cluster, KubeArgs, lease};
 use crate::finding::{ClusterScope, category_key};
 use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
@@ -175,6 +175,9 @@ pub struct SyncArgs {
     clusters: super::scope::ClusterArgs,
 
     #[command(flatten)]
+    election: super::election::ElectionArgs,
+
+    #[command(flatten)]
     kube: KubeArgs,
 
     #[command(flatten)]
@@ -293,13 +296,27 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
             None => args.guard.guardrails(),
         };
         let run = Run { args: &args, target, cluster: cluster.as_ref(), guardrails };
+        if args.election.leader_elect && !(args.watch && target == Target::Apply) {
+            bail!("--leader-elect is for sync --watch --apply (several replicas of a controller)");
+        }
         if !args.watch {
             return run.once(&mut registry).await;
         }
+        let mut leader = cluster.as_ref().and_then(|cluster| args.election.start(cluster));
         loop {
+            if let Some(leader) = &mut leader {
+                tokio::select! {
+                    () = lease::until_leading(&mut leader.leading) => {}
+                    () = crate::signal::shutdown() => break,
+                }
+            }
             let exit = tokio::select! {
                 exit = run.once(&mut registry) => exit,
-                () = crate::signal::shutdown() => return Ok(Exit::Ok),
+                () = lost(leader.as_mut()) => {
+                    eprintln!("warning: lost the lease; this sync was stopped, another replica takes over");
+                    continue;
+                }
+                () = crate::signal::shutdown() => break,
             };
             if let Err(error) = &exit {
                 // A failed sync does not stop the controller; the next one retries.
@@ -308,10 +325,22 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
             tracing::info!(next_in = ?args.interval, "waiting for the next sync");
             tokio::select! {
                 () = tokio::time::sleep(args.interval) => {}
-                () = crate::signal::shutdown() => return Ok(Exit::Ok),
+                () = crate::signal::shutdown() => break,
             }
         }
+        if let Some(leader) = leader {
+            leader.stop().await;
+        }
+        Ok(Exit::Ok)
     })
+}
+
+/// Resolves when `leader` stops leading; never without an election.
+async fn lost(leader: Option<&mut lease::Leader>) {
+    match leader {
+        Some(leader) => lease::until_not_leading(&mut leader.leading).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One sync's settings and where its policies go.

@@ -14,6 +14,7 @@ mod checkpoint;
 mod connect;
 pub mod diff;
 mod error;
+pub mod lease;
 pub mod resource;
 
 pub use checkpoint::NAME as CHECKPOINT_CONFIGMAP;

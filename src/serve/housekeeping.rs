@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::auth::SeenFindings;
 use super::intake::learn;
@@ -85,11 +86,15 @@ pub struct Housekeeping {
     pub protected: Arc<RwLock<Protected>>,
     /// How often to run.
     pub every: Duration,
+    /// With leader election: `true` while this replica may expire blocks.
+    pub leading: Option<watch::Receiver<bool>>,
 }
 
-/// The timer loop; runs until aborted.
+/// The timer loop; runs until aborted. Every replica reads the cluster and
+/// keeps its gauges and guardrails current; with leader election only the
+/// leader removes expired blocks.
 pub async fn run(work: Housekeeping) {
-    let Housekeeping { cluster, actor, versions, guardrails, metrics, seen, protected, every } = work;
+    let Housekeeping { cluster, actor, versions, guardrails, metrics, seen, protected, every, leading } = work;
     let mut since_protected = Duration::ZERO;
     loop {
         let guardrails = guardrails.clone().with_cluster(protected.read().unwrap_or_else(|e| e.into_inner()).clone());
@@ -101,7 +106,7 @@ pub async fn run(work: Housekeeping) {
                 gauges(&metrics, &plan.existing);
                 if !plan.errors.is_empty() {
                     tracing::error!(errors = %plan.errors.join("; "), "cannot expire blocks");
-                } else if !plan.changes.is_empty() {
+                } else if !plan.changes.is_empty() && leading.as_ref().is_none_or(|l| *l.borrow()) {
                     let report = execute(&cluster, plan.changes, DryRun::None).await;
                     for (name, outcome) in &report.done {
                         tracing::info!(object = %name, %outcome, "expired blocks removed");

@@ -90,11 +90,14 @@ pub struct Config {
     pub expire_interval: Duration,
     /// How long in-flight requests may take once SIGTERM arrived.
     pub grace: Duration,
+    /// With `--leader-elect`: block expiry only while this replica leads
+    /// (every replica answers requests).
+    pub leader: Option<crate::cluster::lease::Leader>,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     registry: impl FnOnce() -> anyhow::Result<Registry> + Send + 'static,
 ) -> anyhow::Result<()> {
     let secrets = Material::load(config.secret_file.clone(), auth::SECRET_ENV, auth::parse_secrets)
@@ -159,6 +162,8 @@ pub async fn run(
         blocks: config.blocks.clone(),
         readiness: Readiness::default(),
     });
+    let leader = config.leader.take();
+    let leading = leader.as_ref().map(|l| l.leading.clone());
     let housekeeping = actor.clone().map(|(cluster, actor)| {
         tokio::spawn(housekeeping::run(housekeeping::Housekeeping {
             cluster,
@@ -169,6 +174,7 @@ pub async fn run(
             seen: Arc::clone(&seen),
             protected: Arc::clone(&config.protected),
             every: config.expire_interval,
+            leading,
         }))
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -186,6 +192,9 @@ pub async fn run(
     .await;
     if let Some(task) = housekeeping {
         task.abort();
+    }
+    if let Some(leader) = leader {
+        leader.stop().await;
     }
     drop(state);
     stop_intake.notify_one();

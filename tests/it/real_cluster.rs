@@ -1156,6 +1156,7 @@ fn install_rbac_of_the_webhook_is_exactly_what_serve_calls() {
         .map(|a| a.as_str().unwrap().to_string())
         // The harness gives its own address, secret and token files.
         .filter(|a| !["serve", "--apply", "--log-format=json"].contains(&a.as_str()))
+        .chain(["--lease-duration=2s".to_string()])
         .filter(|a| {
             !a.starts_with("--listen=")
                 && !a.starts_with("--webhook-secret-file=")
@@ -1163,11 +1164,18 @@ fn install_rbac_of_the_webhook_is_exactly_what_serve_calls() {
         })
         .collect();
     let kubeconfig = server.service_account_kubeconfig(ns, "qualys-respond-webhook");
+    let lease = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/qualys-respond-webhook");
+    let renewed = || server.get(&lease).map(|l| l["spec"]["renewTime"].clone());
     let tour = || {
+        server.delete(&lease);
         let scene = server.namespace("tour");
         let serve =
             Server::start(Setup { kubeconfig: Some(kubeconfig.clone()), args: args.clone(), ..Setup::default() });
         within(&serve, 20, "readiness", || serve.get("/readyz", &[]).0 == 200)?;
+        // It leads (the Lease is created and held) and renews.
+        within(&serve, 10, "the lease", || renewed().is_some())?;
+        let first = renewed();
+        within(&serve, 10, "a renewal of the lease", || renewed() != first)?;
         let finding = json!({"uuid": format!("w-{scene}"), "threatCategory": "Crypto_Mining", "namespace": scene,
             "clusterName": "prod"});
         let (code, body) = serve.webhook(&finding);
@@ -1198,21 +1206,176 @@ fn install_rbac_of_the_webhook_is_exactly_what_serve_calls() {
     every_right_is_needed(&server, &rbac, &account, tour);
 }
 
-/// The controller calls what the CronJob calls (the same sync, on a timer):
-/// its rights are the CronJob's, proved above.
+/// The controller calls what the CronJob calls (the same sync, on a timer),
+/// plus its Lease, whose rights are the webhook's (proved above): so its
+/// rights are proved too.
 #[test]
-fn install_rbac_of_the_controller_is_the_cronjobs() {
-    let rules = |mode: &str| -> Vec<Value> {
+fn install_rbac_of_the_controller_is_the_cronjobs_and_a_lease() {
+    let rules = |mode: &str, kind: &str| -> Vec<Value> {
         install(&[&format!("--mode={mode}")])
             .into_iter()
-            .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
-            .map(|d| d["rules"].clone())
+            .filter(|d| d["kind"] == kind)
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
             .collect()
     };
-    assert_eq!(rules("controller"), rules("cronjob"));
+    assert_eq!(rules("controller", "ClusterRole"), rules("cronjob", "ClusterRole"));
+    let lease = |rule: &Value| rule["resources"] == json!(["leases"]);
+    let (leases, checkpoint): (Vec<Value>, Vec<Value>) = rules("controller", "Role").into_iter().partition(lease);
+    assert_eq!(checkpoint, rules("cronjob", "Role"));
+    let webhook: Vec<Value> = rules("webhook", "Role").into_iter().filter(lease).collect();
+    let unnamed = |rules: Vec<Value>| -> Vec<Value> {
+        rules
+            .into_iter()
+            .map(|mut rule| {
+                rule.as_object_mut().unwrap().remove("resourceNames");
+                rule
+            })
+            .collect()
+    };
+    assert_eq!(unnamed(leases), unnamed(webhook), "the same verbs, on the mode's own Lease");
     let both = install(&["--mode=controller,cronjob"]);
     let deployment = both.iter().find(|d| d["kind"] == "Deployment").unwrap();
-    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert_eq!(args.as_array().unwrap()[0..3], [json!("sync"), json!("--watch"), json!("--interval=1h")]);
-    assert_eq!(deployment["spec"]["replicas"], 1, "one controller: two would sync twice");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
+    assert_eq!(args[0..3], [json!("sync"), json!("--watch"), json!("--interval=1h")]);
+    assert!(args.contains(&json!("--leader-elect")));
+    assert_eq!(deployment["spec"]["replicas"], 2, "two replicas, one leader");
+}
+
+/// Two controller replicas as the controller's service account (the
+/// install's RBAC): one leads and syncs, the other does nothing; when the
+/// leader stops renewing (SIGSTOP) the other takes over within the lease
+/// duration, and the old leader, resumed, stays a follower.
+#[test]
+fn leader_election_one_replica_syncs_and_the_other_takes_over() {
+    use crate::server::terminate;
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    let ns = "qr-lead";
+    for document in install(&["--mode=controller", &format!("--namespace={ns}"), "--cluster-name=prod"]) {
+        if document["kind"] != "Deployment" {
+            server.apply(&document, "kubectl").unwrap();
+        }
+    }
+    let kubeconfig = server.service_account_kubeconfig(ns, "qualys-respond-controller");
+    let target = server.namespace("lead");
+    let finding = json!({"uuid": "l1", "timestamp": chrono::Utc::now().to_rfc3339(), "threatCategory": "Crypto_Mining",
+        "namespace": target, "clusterName": "prod"});
+    let logs = tempfile::tempdir().unwrap();
+    let replica = |name: &str| {
+        let qualys = FakeQualys::start("api-user", "lead");
+        qualys.set_findings(vec![finding.clone()]);
+        let log = std::fs::File::create(logs.path().join(name)).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
+            .args(["sync", "--watch", "--interval=500ms", "--hours=24", "--apply", "--cluster-name=prod"])
+            .args(["--gateway", &qualys.url, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(["--leader-elect", "--lease-name=qualys-respond-controller", "--lease-duration=2s"])
+            .args(["--leader-identity", name])
+            .env("QUALYS_USERNAME", "api-user")
+            .env("QUALYS_PASSWORD", "lead")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        (child, qualys)
+    };
+    let (mut a, qualys_a) = replica("replica-a");
+    let (mut b, qualys_b) = replica("replica-b");
+    let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/qualys-respond-controller");
+    let holder = || server.get(&lease_path).and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string));
+    let log = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap_or_default();
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}:\n{}\n{}", log("replica-a"), log("replica-b"));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait("a leader", &|| holder().is_some());
+    let first = holder().unwrap();
+    let (leader_pid, leader_fake, follower_fake, follower) = if first == "replica-a" {
+        (a.id(), &qualys_a, &qualys_b, "replica-b")
+    } else {
+        (b.id(), &qualys_b, &qualys_a, "replica-a")
+    };
+    wait("the leader syncing", &|| leader_fake.logins() >= 2);
+    assert_eq!(follower_fake.logins(), 0, "the follower does no periodic work");
+    let policy = format!("{}/cdr-crypto-mining-pool-ports", collection("tracingpoliciesnamespaced", Some(&target)));
+    assert!(server.get(&policy).is_some(), "the leader applied the finding's policy");
+
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill").args([name, &leader_pid.to_string()]).status().unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    wait("the follower taking over", &|| holder().as_deref() == Some(follower));
+    wait("the new leader syncing", &|| follower_fake.logins() >= 1);
+    signal("-CONT");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let settled = leader_fake.logins();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(leader_fake.logins(), settled, "the old leader, resumed, stays a follower:\n{}", log(&first));
+    assert_eq!(holder().as_deref(), Some(follower));
+
+    for child in [&mut a, &mut b] {
+        terminate(child.id());
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(holder(), None, "a clean stop gives the Lease up");
+}
+
+/// What `install` makes, `kubectl apply` creates and `uninstall` with
+/// `kubectl delete` removes; `uninstall --policies` deletes our policies
+/// (and nothing else) only once confirmed.
+#[test]
+fn uninstall_removes_what_install_made_and_with_policies_our_policies() {
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    let kubectl = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let home = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig(Identity::Admin))
+            .args(args)
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl is installed (.ci/run installs it)");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let modes = ["--mode=cronjob,webhook", "-n", "qr-un"];
+    let manifests = bin().arg("install").args(["--mode=cronjob,webhook", "--namespace=qr-un"]).output().unwrap();
+    kubectl(&["apply", "-f", "-"], &manifests.stdout);
+    let role = "/apis/rbac.authorization.k8s.io/v1/clusterroles/qualys-respond-webhook";
+    assert!(server.get(role).is_some());
+
+    let scene = Scene::new(&server);
+    scene.sync(&["--apply"]).assert().success();
+    let foreign = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicy",
+        "metadata": {"name": "someone-elses"}, "spec": {}});
+    server.apply(&foreign, "secops").unwrap();
+
+    let listing = bin().arg("uninstall").args(modes).output().unwrap();
+    assert!(listing.status.success());
+    kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", "-"], &listing.stdout);
+    assert!(server.get(role).is_none(), "uninstall's objects are deleted");
+    assert_eq!(scene.policies().len(), 9, "without --policies, policies stay");
+
+    let admin = server.kubeconfig(Identity::Admin);
+    bin()
+        .args(["uninstall", "--policies", "--kubeconfig"])
+        .arg(&admin)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("pass --yes"));
+    assert_eq!(scene.policies().len(), 9, "not confirmed: nothing deleted");
+    let output = bin().args(["uninstall", "--policies", "--yes", "--kubeconfig"]).arg(&admin).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(lines(&output).iter().filter(|l| l.ends_with("deleted (uninstall)")).count(), 9, "{output:?}");
+    assert!(scene.policies().is_empty());
+    assert!(server.get(&format!("{}/someone-elses", collection("tracingpolicies", None))).is_some(), "not ours: kept");
 }
