@@ -1,13 +1,28 @@
 //! The blast radius: what no policy may do, whoever asks (a custom
 //! component, the defaults, poisoned findings), the mapper's own enforcing
 //! action kept, system namespaces left in audit mode, and inputs that once
-//! panicked.
+//! panicked. The cluster steps run against real API servers of their own.
 
 use serde_json::{Value, json};
 
-use crate::cluster::{cluster, policies};
-use crate::fake_kube::FakeKube;
+use crate::apiserver::{ApiServer, Crds, Identity};
 use crate::support::{bin, component};
+
+/// A cluster of its own (these tests enforce in kube-system and cluster-wide)
+/// with the namespace the findings name.
+fn cluster() -> ApiServer {
+    let server = ApiServer::start(Crds::Tetragon("v1.7.0"));
+    server
+        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}), "test-admin")
+        .unwrap();
+    server
+}
+
+fn policies(server: &ApiServer) -> Vec<Value> {
+    let mut all = server.list("tracingpolicies", None);
+    all.extend(server.list("tracingpoliciesnamespaced", None));
+    all
+}
 
 /// Runs `sync` on `findings` with the blast component; stdout as JSON, stderr.
 fn sync(findings: &Value, extra: &[&str]) -> (Vec<Value>, String) {
@@ -82,21 +97,22 @@ fn the_mappers_enforcing_action_is_kept_in_enforce_mode_and_restored_by_promote(
     assert_eq!(actions(named(&audit, "cdr-narrow-narrow-unshare")), &json!([{"action": "Post"}]));
     assert_eq!(actions(named(&audit, "cdr-narrow-narrow-peer")), &json!([{"action": "Post"}]));
 
-    let fake = cluster();
+    let server = cluster();
+    let kubeconfig = server.kubeconfig(Identity::Responder);
     bin()
         .args(["sync", "--from-file", "-", "--apply", "--no-config", "--plugin"])
         .arg(component("blast-mapper"))
         .arg("--kubeconfig")
-        .arg(fake.kubeconfig())
+        .arg(&kubeconfig)
         .write_stdin(findings.to_string())
         .assert()
         .success();
     let promote = |name: &str| {
-        bin().args(["promote", name, "--kubeconfig"]).arg(fake.kubeconfig()).assert().success();
+        bin().args(["promote", name, "--kubeconfig"]).arg(&kubeconfig).assert().success();
     };
     promote("cdr-narrow-narrow-unshare");
     promote("cdr-narrow-narrow-peer");
-    let live = policies(&fake);
+    let live = policies(&server);
     assert_eq!(actions(named(&live, "cdr-narrow-narrow-unshare")), &json!([{"action": "Override", "argError": -1}]));
     assert_eq!(actions(named(&live, "cdr-narrow-narrow-peer")), &json!([{"action": "Signal", "argSig": 9}]));
 }
@@ -174,19 +190,20 @@ fn system_namespaces_stay_in_audit_mode_unless_allowed() {
     let (objects, _) = run(&["--system-namespace", "payments"]);
     assert_eq!(mode(&objects, "payments"), "audit");
 
-    let fake = FakeKube::start();
+    let server = cluster();
+    let kubeconfig = server.kubeconfig(Identity::Responder);
     bin()
         .args(["sync", "--from-file", "-", "--apply", "--kubeconfig"])
-        .arg(fake.kubeconfig())
+        .arg(&kubeconfig)
         .write_stdin(findings.to_string())
         .assert()
         .success();
     let refused =
-        bin().args(["promote", "--all", "-n", "kube-system", "--kubeconfig"]).arg(fake.kubeconfig()).assert().code(1);
+        bin().args(["promote", "--all", "-n", "kube-system", "--kubeconfig"]).arg(&kubeconfig).assert().code(1);
     assert!(String::from_utf8_lossy(&refused.get_output().stderr).contains("system namespace kube-system"));
     bin()
         .args(["promote", "--all", "-n", "kube-system", "--allow-enforce-in", "kube-system", "--kubeconfig"])
-        .arg(fake.kubeconfig())
+        .arg(&kubeconfig)
         .assert()
         .success();
 }

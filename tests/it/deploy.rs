@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::fake_kube::FakeKube;
+use crate::apiserver::{ApiServer, Identity};
 use crate::support::{bin, root};
 
 fn documents(file: &str) -> Vec<Value> {
@@ -20,11 +20,10 @@ fn the_cronjob_arguments_are_accepted() {
     let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(&args[..3], ["--once", "--hours=24", "--apply"], "the design's contract");
     // Parsed as sync flags; the run then stops on the missing mounted Secret, not on usage.
-    let kube = FakeKube::start();
     bin()
         .args(&args)
         .arg("--kubeconfig")
-        .arg(kube.kubeconfig())
+        .arg(ApiServer::shared().kubeconfig(Identity::Responder))
         .assert()
         .code(1)
         .stderr(predicates::str::contains("/secrets/username"));

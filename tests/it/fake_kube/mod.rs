@@ -2,11 +2,9 @@
 //! cannot be made to fail on demand: writes that fail after the n-th
 //! (`fail_writes_after`, a run stopped half-way, a checkpoint that must not
 //! move), and the `serve` tests, which count the writes and requests a
-//! burst of webhooks becomes. Every cluster command's own test runs against
-//! a real kube-apiserver (`apiserver`, `real_cluster`). The blast-radius
-//! tests still use it for their few cluster steps (enforcing in
-//! `kube-system` and cluster-wide), which tests sharing one real server
-//! must not do; moving them to a server of their own is open.
+//! burst of webhooks becomes (a real server cannot count them). Every other
+//! cluster test runs against a real kube-apiserver (`apiserver`,
+//! `real_cluster`, `blast`).
 //!
 //! The real `kubectl` and the
 //! binary's kube-rs client both work against it. It speaks HTTPS (kubectl
