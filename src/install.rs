@@ -119,7 +119,10 @@ impl Install {
             json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}),
             json!({"apiGroups": ["networking.k8s.io"], "resources": ["servicecidrs"], "verbs": ["list"]}),
         ]);
-        let cluster_metadata = json!({"name": account, "labels": self.labels(Some(mode))});
+        // Cluster-wide names carry the namespace: a second install elsewhere
+        // must not take over this one's binding.
+        let cluster_wide = format!("{}-{}", self.namespace, mode.name());
+        let cluster_metadata = json!({"name": cluster_wide, "labels": self.labels(Some(mode))});
         let subject = json!({"kind": "ServiceAccount", "name": account, "namespace": self.namespace});
         let mut out = vec![
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": self.metadata(&account, mode),
@@ -128,7 +131,7 @@ impl Install {
                 "metadata": cluster_metadata, "rules": rules}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                 "metadata": cluster_metadata,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_wide},
                 "subjects": [subject]}),
         ];
         let mut rules = Vec::new();
@@ -177,11 +180,17 @@ impl Install {
         vec!["--leader-elect".to_string(), format!("--lease-name={}", mode.account())]
     }
 
-    fn credentials(&self) -> Value {
+    /// The environment: the Qualys credentials for the modes that fetch
+    /// findings (`serve` only receives them), the pod's name for the Lease.
+    fn environment(&self, mode: InstallMode) -> Value {
         let key = |name: &str, key: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}});
-        json!([key("QUALYS_USERNAME", "username"), key("QUALYS_PASSWORD", "password"),
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "QUALYS_RESPOND_CACHE_DIR", "value": "/tmp/cache"}])
+        let mut variables = Vec::new();
+        if mode != InstallMode::Webhook {
+            variables.extend([key("QUALYS_USERNAME", "username"), key("QUALYS_PASSWORD", "password")]);
+        }
+        variables.push(json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}));
+        variables.push(json!({"name": "QUALYS_RESPOND_CACHE_DIR", "value": "/tmp/cache"}));
+        Value::Array(variables)
     }
 
     /// A hardened pod running `args` as `mode`'s service account.
@@ -191,7 +200,7 @@ impl Install {
             "image": self.image,
             "imagePullPolicy": "IfNotPresent",
             "args": args,
-            "env": self.credentials(),
+            "env": self.environment(mode),
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
             "securityContext": {
                 "runAsNonRoot": true,
@@ -219,10 +228,13 @@ impl Install {
             volumes.push(json!({"name": "webhook", "secret": {"secretName": self.secret,
                 "items": [{"key": "webhook-secret", "path": "webhook-secret"}, {"key": "api-tokens", "path": "api-tokens"}]}}));
         }
+        // serve drains for up to --shutdown-grace (30 s) after SIGTERM, then releases its Lease.
+        let grace = if mode == InstallMode::Webhook { 45 } else { 30 };
         json!({
             "metadata": {"labels": self.labels(Some(mode))},
             "spec": {
                 "serviceAccountName": mode.account(),
+                "terminationGracePeriodSeconds": grace,
                 // The token is mounted only into the pods: the account itself does not hand it out.
                 "automountServiceAccountToken": true,
                 "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},

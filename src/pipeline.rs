@@ -137,10 +137,12 @@ impl<'r> Pipeline<'r> {
             Ok(()) => {}
             Err(OutOfScope::OtherCluster(cluster)) => {
                 *self.report.other_clusters.entry(cluster).or_default() += 1;
+                self.left_out(&finding);
                 return;
             }
             Err(OutOfScope::NoCluster) => {
                 *self.report.other_clusters.entry(String::new()).or_default() += 1;
+                self.left_out(&finding);
                 return;
             }
             Err(OutOfScope::Unnamed(cluster)) => {
@@ -162,6 +164,15 @@ impl<'r> Pipeline<'r> {
             self.handled.push((finding.id.clone(), detected));
         }
         self.categories.insert(finding.id, finding.category);
+    }
+
+    /// A finding of another cluster is done with too: the checkpoint moves
+    /// past it, or a quiet cluster in a busy account would fetch everyone
+    /// else's findings again at every run.
+    fn left_out(&mut self, finding: &Finding) {
+        if let Some(detected) = finding.detected_at {
+            self.handled.push((finding.id.clone(), detected));
+        }
     }
 
     /// Keeps from the mappers what a finding (attacker-influenced) must never

@@ -13,6 +13,7 @@ use super::{Exit, print_stdout};
 use crate::cluster::apply::Change;
 use crate::install::{Install, InstallMode};
 use crate::policy::Mode;
+use crate::qualys::platform::Platform;
 
 /// Print the manifests that run kubectl-qualys-respond in a cluster.
 ///
@@ -20,6 +21,7 @@ use crate::policy::Mode;
 /// account with only the rights it uses. Credentials are never printed:
 /// the pods read them from a Secret you create (see the after-help).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("clusters").required(true).args(["cluster_name", "all_clusters"])))]
 #[command(after_help = "Examples:
   kubectl qualys-respond install --cluster-name prod-eu | kubectl apply -f -
   kubectl qualys-respond install --mode cronjob,webhook --cluster-name prod-eu --service-monitor | kubectl apply -f -
@@ -52,7 +54,8 @@ pub struct InstallArgs {
     #[arg(long, value_enum, default_value = "Post")]
     action: Mode,
 
-    /// This cluster's name as Qualys knows it (only its findings are applied).
+    /// This cluster's name as Qualys knows it: only its findings are applied
+    /// (or --all-clusters; one of the two is required).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
 
@@ -61,8 +64,8 @@ pub struct InstallArgs {
     all_clusters: bool,
 
     /// The Qualys platform the modes fetch from.
-    #[arg(long, value_name = "PLATFORM", default_value = "US1")]
-    platform: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "US1")]
+    platform: Platform,
 
     /// The Secret with the credentials (keys username, password; webhook-secret and api-tokens for the webhook).
     #[arg(long, value_name = "NAME", default_value = "qualys-credentials")]
@@ -99,7 +102,7 @@ impl InstallArgs {
             action: self.action,
             cluster_name: self.cluster_name.clone(),
             all_clusters: self.all_clusters,
-            platform: self.platform.clone(),
+            platform: self.platform.to_string(),
             secret: self.secret.clone(),
             network_policy: self.network_policy,
             service_monitor: self.service_monitor,
@@ -131,8 +134,9 @@ fn yaml_stream(objects: &[Value]) -> anyhow::Result<String> {
   kubectl qualys-respond uninstall --mode cronjob,webhook | kubectl delete --ignore-not-found -f -
   kubectl qualys-respond uninstall --policies            # asks before deleting every managed policy")]
 pub struct UninstallArgs {
-    /// The modes that were installed.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "cronjob")]
+    /// The modes that were installed (default: all of them; `kubectl delete
+    /// --ignore-not-found` skips what is not there).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cronjob,controller,webhook")]
     mode: Vec<InstallMode>,
 
     /// The namespace they were installed into.

@@ -281,25 +281,12 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
             }
         };
         let mut registry = args.mappers.registry()?;
-        let guardrails = match &cluster {
-            Some(cluster) => match cluster.protected().await {
-                Ok(protected) => args.guard.guardrails().with_cluster(protected),
-                // A guardrail that cannot see is no guardrail: no writes without it.
-                Err(error) if target == Target::Apply => bail!(
-                    "{error}: the guardrails need the cluster's addresses (the reads of deploy/rbac.yaml); nothing was written"
-                ),
-                Err(error) => {
-                    eprintln!("warning: {error}; only the built-in ranges and ports are protected");
-                    args.guard.guardrails()
-                }
-            },
-            None => args.guard.guardrails(),
-        };
-        let run = Run { args: &args, target, cluster: cluster.as_ref(), guardrails };
         if args.election.leader_elect && !(args.watch && target == Target::Apply) {
             bail!("--leader-elect is for sync --watch --apply (several replicas of a controller)");
         }
         if !args.watch {
+            let guardrails = guardrails(&args, target, cluster.as_ref()).await?;
+            let run = Run { args: &args, target, cluster: cluster.as_ref(), guardrails };
             return run.once(&mut registry).await;
         }
         let mut leader = cluster.as_ref().and_then(|cluster| args.election.start(cluster));
@@ -310,8 +297,13 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
                     () = crate::signal::shutdown() => break,
                 }
             }
+            // The cluster's addresses as they are now (nodes come and go).
+            let once = async {
+                let guardrails = guardrails(&args, target, cluster.as_ref()).await?;
+                Run { args: &args, target, cluster: cluster.as_ref(), guardrails }.once(&mut registry).await
+            };
             let exit = tokio::select! {
-                exit = run.once(&mut registry) => exit,
+                exit = once => exit,
                 () = lost(leader.as_mut()) => {
                     eprintln!("warning: lost the lease; this sync was stopped, another replica takes over");
                     continue;
@@ -333,6 +325,22 @@ pub(super) fn run_as(args: SyncArgs, target: Target) -> anyhow::Result<Exit> {
         }
         Ok(Exit::Ok)
     })
+}
+
+/// The guardrails with the cluster's own addresses. Applying without them
+/// is refused: a guardrail that cannot see is no guardrail.
+async fn guardrails(args: &SyncArgs, target: Target, cluster: Option<&Cluster>) -> anyhow::Result<Guardrails> {
+    let Some(cluster) = cluster else { return Ok(args.guard.guardrails()) };
+    match cluster.protected().await {
+        Ok(protected) => Ok(args.guard.guardrails().with_cluster(protected)),
+        Err(error) if target == Target::Apply => bail!(
+            "{error}: the guardrails need the cluster's addresses (the reads of deploy/rbac.yaml); nothing was written"
+        ),
+        Err(error) => {
+            eprintln!("warning: {error}; only the built-in ranges and ports are protected");
+            Ok(args.guard.guardrails())
+        }
+    }
 }
 
 /// Resolves when `leader` stops leading; never without an election.

@@ -57,9 +57,23 @@ pub async fn run(cluster: Cluster, election: Election, leading: watch::Sender<bo
     let mut last_renewal: Option<Instant> = None;
     tokio::pin!(stop);
     loop {
-        match attempt(&api, &election, &mut observed).await {
+        // A round may take no longer than the leader may go without a
+        // renewal: a hung request must not keep a stale leader leading.
+        let started = Instant::now();
+        let budget = match (*leading.borrow(), last_renewal) {
+            (true, Some(at)) => election.renew_deadline().saturating_sub(at.elapsed()),
+            _ => election.renew_deadline(),
+        };
+        let round = tokio::select! {
+            round = tokio::time::timeout(budget, attempt(&api, &election, &mut observed)) => round,
+            () = &mut stop => break,
+        };
+        let round = round.unwrap_or_else(|_| {
+            Err(ClusterError::Object(format!("the lease {} did not answer within {budget:?}", election.name)))
+        });
+        match round {
             Ok(true) => {
-                last_renewal = Some(Instant::now());
+                last_renewal = Some(started);
                 if !*leading.borrow() {
                     tracing::info!(lease = %election.name, identity = %election.identity, "became the leader");
                     let _ = leading.send(true);
@@ -128,8 +142,9 @@ async fn attempt(api: &Api<Lease>, election: &Election, observed: &mut Option<Ob
             *observed = Some(Observed { holder: spec.holder_identity, renewed: spec.renew_time, at: Instant::now() });
             Ok(true)
         }
-        // Someone else wrote it since we read it: theirs, for now.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        // Someone else wrote it since we read it: theirs, for now; if it was
+        // ours, keep leading until the renew deadline says otherwise.
+        Err(kube::Error::Api(status)) if status.code == 409 && !ours => Ok(false),
         Err(e) => Err(ClusterError::from_kube(what(), e)),
     }
 }
@@ -137,12 +152,18 @@ async fn attempt(api: &Api<Lease>, election: &Election, observed: &mut Option<Ob
 fn spec(election: &Election, acquired: MicroTime, renewed: MicroTime, transitions: i32) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(election.identity.clone()),
-        lease_duration_seconds: Some(election.duration.as_secs().max(1) as i32),
+        lease_duration_seconds: Some(seconds(election.duration)),
         acquire_time: Some(acquired),
         renew_time: Some(renewed),
         lease_transitions: Some(transitions),
         ..LeaseSpec::default()
     }
+}
+
+/// A duration in whole seconds, rounded up: the others never take over
+/// before the leader's own deadline.
+fn seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).unwrap_or(i32::MAX).max(1)
 }
 
 /// Gives the Lease up on a clean stop, so the next leader need not wait.
@@ -197,4 +218,24 @@ pub async fn until_leading(leading: &mut watch::Receiver<bool>) {
 /// Resolves once `leading` turns `false` (at once, if the election is gone).
 pub async fn until_not_leading(leading: &mut watch::Receiver<bool>) {
     let _ = leading.wait_for(|leads| !*leads).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_durations_round_up_and_rounds_fit_the_deadline() {
+        assert_eq!(seconds(Duration::from_millis(2900)), 3);
+        assert_eq!(seconds(Duration::from_secs(2)), 2);
+        assert_eq!(seconds(Duration::from_millis(300)), 1);
+        let election = Election {
+            namespace: "ns".into(),
+            name: "l".into(),
+            identity: "me".into(),
+            duration: Duration::from_secs(15),
+        };
+        assert_eq!(election.retry(), Duration::from_secs(3));
+        assert_eq!(election.renew_deadline(), Duration::from_secs(10));
+    }
 }

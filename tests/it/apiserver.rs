@@ -427,7 +427,11 @@ impl ApiServer {
                     .as_ref()
                     .and_then(|c| c["status"]["conditions"].as_array())
                     .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
-                let served = self.request(Identity::Admin, "GET", "/apis/cilium.io/v1alpha1", None).0 == 200;
+                // Established, discovered, and its storage ready (a 429 "storage is
+                // (re)initializing" comes before that).
+                let plural = name.split('.').next().unwrap();
+                let served = self.request(Identity::Admin, "GET", "/apis/cilium.io/v1alpha1", None).0 == 200
+                    && self.request(Identity::Admin, "GET", &collection(plural, None), None).0 == 200;
                 if established && served {
                     break;
                 }

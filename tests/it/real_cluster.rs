@@ -930,6 +930,11 @@ fn each_cluster_applies_only_its_own_findings() {
     prod.assert().success();
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(stored["cluster"], "prod");
+    assert_eq!(
+        stored["recentIds"],
+        json!(["nameless-1", "prod-1", "staging-1"]),
+        "the mark moves past what was left out"
+    );
     let mut staging = bin();
     staging.args(["sync", "--from-file"]).arg(&file).args(["--cluster-name", "staging", "--state-file"]).arg(&state);
     staging.assert().code(1).stderr(predicate::str::contains("the checkpoint belongs to cluster prod"));
@@ -1212,7 +1217,7 @@ fn install_rbac_of_the_webhook_is_exactly_what_serve_calls() {
 #[test]
 fn install_rbac_of_the_controller_is_the_cronjobs_and_a_lease() {
     let rules = |mode: &str, kind: &str| -> Vec<Value> {
-        install(&[&format!("--mode={mode}")])
+        install(&[&format!("--mode={mode}"), "--cluster-name=prod"])
             .into_iter()
             .filter(|d| d["kind"] == kind)
             .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
@@ -1233,12 +1238,25 @@ fn install_rbac_of_the_controller_is_the_cronjobs_and_a_lease() {
             .collect()
     };
     assert_eq!(unnamed(leases), unnamed(webhook), "the same verbs, on the mode's own Lease");
-    let both = install(&["--mode=controller,cronjob"]);
+    let both = install(&["--mode=controller,cronjob", "--cluster-name=prod"]);
     let deployment = both.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
     assert_eq!(args[0..3], [json!("sync"), json!("--watch"), json!("--interval=1h")]);
     assert!(args.contains(&json!("--leader-elect")));
     assert_eq!(deployment["spec"]["replicas"], 2, "two replicas, one leader");
+
+    bin().arg("install").assert().code(2).stderr(predicate::str::contains("--cluster-name"));
+    let names = |documents: Vec<Value>, kind: &str| -> Vec<String> {
+        let found = documents.iter().filter(|d| d["kind"] == kind);
+        found.map(|d| d["metadata"]["name"].as_str().unwrap().to_string()).collect()
+    };
+    let elsewhere = install(&["--mode=cronjob", "--namespace=elsewhere", "--cluster-name=prod"]);
+    assert_eq!(names(elsewhere, "ClusterRoleBinding"), ["elsewhere-cronjob"], "an install per namespace, apart");
+    let listing = bin().arg("uninstall").output().unwrap();
+    let listed = apiserver::documents(&String::from_utf8_lossy(&listing.stdout));
+    let mut roles = names(listed, "ClusterRole");
+    roles.sort();
+    assert_eq!(roles, ["qualys-respond-controller", "qualys-respond-cronjob", "qualys-respond-webhook"]);
 }
 
 /// Two controller replicas as the controller's service account (the
@@ -1348,9 +1366,10 @@ fn uninstall_removes_what_install_made_and_with_policies_our_policies() {
         assert!(output.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     };
     let modes = ["--mode=cronjob,webhook", "-n", "qr-un"];
-    let manifests = bin().arg("install").args(["--mode=cronjob,webhook", "--namespace=qr-un"]).output().unwrap();
+    let manifests =
+        bin().arg("install").args(["--mode=cronjob,webhook", "--namespace=qr-un", "--all-clusters"]).output().unwrap();
     kubectl(&["apply", "-f", "-"], &manifests.stdout);
-    let role = "/apis/rbac.authorization.k8s.io/v1/clusterroles/qualys-respond-webhook";
+    let role = "/apis/rbac.authorization.k8s.io/v1/clusterroles/qr-un-webhook";
     assert!(server.get(role).is_some());
 
     let scene = Scene::new(&server);

@@ -103,7 +103,7 @@ fn the_dockerfile_agrees_with_the_build_context_and_the_install_manifests() {
     assert!(lines.contains(&format!("ENTRYPOINT [\"{installed}\"]").as_str()), "the entrypoint is the binary");
     let user = lines[last_from..].iter().find_map(|l| l.strip_prefix("USER ")).unwrap();
     let install = Command::new(env!("CARGO_BIN_EXE_kubectl-qualys_respond"))
-        .args(["install", "--mode=cronjob"])
+        .args(["install", "--mode=cronjob", "--cluster-name=prod"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&install.stdout);
