@@ -193,8 +193,9 @@ impl Install {
         Value::Array(variables)
     }
 
-    /// A hardened pod running `args` as `mode`'s service account.
-    fn pod(&self, mode: InstallMode, args: Vec<String>, extra: Value) -> Value {
+    /// A hardened pod running `args` as `mode`'s service account (for the
+    /// webhook, with its port, probes and secret files).
+    fn pod(&self, mode: InstallMode, args: Vec<String>) -> Value {
         let mut container = json!({
             "name": mode.name(),
             "image": self.image,
@@ -213,18 +214,14 @@ impl Install {
             },
             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         });
-        if let Some(map) = extra.as_object() {
-            for (key, value) in map {
-                match (key.as_str(), container.get_mut(key)) {
-                    ("volumeMounts", Some(Value::Array(mounts))) => {
-                        mounts.extend(value.as_array().cloned().unwrap_or_default())
-                    }
-                    _ => container[key] = value.clone(),
-                }
-            }
-        }
         let mut volumes = vec![json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})];
         if mode == InstallMode::Webhook {
+            let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
+            container["ports"] = json!([{"name": "http", "containerPort": PORT, "protocol": "TCP"}]);
+            container["livenessProbe"] = probe("/health");
+            container["readinessProbe"] = probe("/readyz");
+            container["volumeMounts"] = json!([{"name": "tmp", "mountPath": "/tmp"},
+                {"name": "webhook", "mountPath": "/secrets/webhook", "readOnly": true}]);
             volumes.push(json!({"name": "webhook", "secret": {"secretName": self.secret,
                 "items": [{"key": "webhook-secret", "path": "webhook-secret"}, {"key": "api-tokens", "path": "api-tokens"}]}}));
         }
@@ -248,7 +245,7 @@ impl Install {
         let mut args: Vec<String> = ["--once", "--hours=24", "--apply"].map(String::from).to_vec();
         args.extend([format!("--platform={}", self.platform), "--prune".to_string()]);
         args.extend(self.common_args());
-        let mut pod = self.pod(InstallMode::Cronjob, args, json!({}));
+        let mut pod = self.pod(InstallMode::Cronjob, args);
         pod["spec"]["restartPolicy"] = json!("OnFailure");
         json!({"apiVersion": "batch/v1", "kind": "CronJob",
             "metadata": self.metadata("qualys-respond-sync", InstallMode::Cronjob),
@@ -263,7 +260,7 @@ impl Install {
         args.extend([format!("--platform={}", self.platform), "--prune".to_string()]);
         args.extend(Install::election_args(InstallMode::Controller));
         args.extend(self.common_args());
-        let pod = self.pod(InstallMode::Controller, args, json!({}));
+        let pod = self.pod(InstallMode::Controller, args);
         let selector = json!({"matchLabels": self.labels(Some(InstallMode::Controller))});
         // Two replicas, one of them syncing (the Lease's holder).
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -280,14 +277,7 @@ impl Install {
         ]);
         args.extend(Install::election_args(mode));
         args.extend(self.common_args());
-        let probe = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10});
-        let extra = json!({
-            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-            "livenessProbe": probe("/health"),
-            "readinessProbe": probe("/readyz"),
-            "volumeMounts": [{"name": "webhook", "mountPath": "/secrets/webhook", "readOnly": true}],
-        });
-        let pod = self.pod(mode, args, extra);
+        let pod = self.pod(mode, args);
         let labels = self.labels(Some(mode));
         let name = "qualys-respond-webhook";
         let mut out = vec![

@@ -9,10 +9,16 @@ use crate::policy::PolicyObject;
 
 /// A YAML multi-document stream, one document per object.
 pub fn yaml_stream(objects: &[&PolicyObject]) -> Result<String, serde_yaml::Error> {
+    let values: Vec<Value> = objects.iter().map(|o| o.to_value()).collect();
+    yaml_values(&values)
+}
+
+/// Any objects as a YAML stream, each document after `---`.
+pub fn yaml_values<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&object.to_value())?);
+        out.push_str(&serde_yaml::to_string(object)?);
     }
     Ok(out)
 }

@@ -153,7 +153,7 @@ pub fn rebuild_block(object: &Value, entries: Vec<block::Entry>, context: &Conte
     let target = block::Target::of(object).ok_or_else(|| format!("{} is not a block policy", name_of(object)))?;
     let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
     let mode = lifecycle::mode_of(object).unwrap_or_default();
-    let network = annotation(object, block::NETWORK_POLICY) == Some("true");
+    let network = lifecycle::has_network_policy(object);
     let mut rebuilt = block::build(target, &entries, namespace, mode, network, &context.guardrails);
     lifecycle::carry_over(&mut rebuilt, object).map_err(|e| e.to_string())?;
     check(&rebuilt, context)?;
@@ -167,7 +167,7 @@ pub fn block_changes(old: Option<&Value>, new: Option<Value>, existing: &[Value]
     let mut changes = Vec::new();
     let companion_of = |policy: &Value| -> Option<Value> {
         let namespace = policy.pointer("/metadata/namespace").and_then(Value::as_str)?;
-        let wanted = annotation(policy, block::NETWORK_POLICY) == Some("true")
+        let wanted = lifecycle::has_network_policy(policy)
             && lifecycle::mode_of(policy) == Some(Mode::Sigkill)
             && block::Target::of(policy) == Some(block::Target::Ip);
         if !wanted {

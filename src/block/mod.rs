@@ -24,8 +24,6 @@ use crate::policy::{Kind, Mode, PolicyObject, guard, labels};
 
 /// Annotation: the entries of a block policy, as a JSON list.
 pub const ENTRIES: &str = "qualys-respond.io/blocks";
-/// Annotation: `true` when the block also has a NetworkPolicy while enforced.
-pub const NETWORK_POLICY: &str = labels::NETWORK_POLICY;
 
 /// What a block policy matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -182,7 +180,7 @@ pub fn build(
     };
     let mut value = object.to_value();
     if network_policy {
-        lifecycle::set_annotation(&mut value, NETWORK_POLICY, Some("true"));
+        lifecycle::set_annotation(&mut value, labels::NETWORK_POLICY, Some("true"));
     }
     value
 }

@@ -120,17 +120,21 @@ async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> 
     Ok(found)
 }
 
-/// The NetworkPolicies we manage in the block's namespace, when there can
-/// be one: the IP block there has `--network-policy`, or `asked` for it (so a
-/// cluster without NetworkPolicy companions needs no right to read them).
-async fn companions(cluster: &Cluster, namespace: Option<&str>, asked: bool) -> Result<Vec<Value>, BlockError> {
-    let Some(ns) = namespace else { return Ok(Vec::new()) };
-    let ip_block = current(cluster, Target::Ip, namespace).await?;
-    let annotated = ip_block.as_ref().and_then(|o| lifecycle::annotation(o, super::NETWORK_POLICY)) == Some("true");
-    if !(asked || annotated) {
-        return Ok(Vec::new());
-    }
-    Ok(cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?)
+/// The NetworkPolicies we manage in the block's namespace, read only for an
+/// IP block with `--network-policy` (so a cluster without companions needs
+/// no right to read them).
+async fn companions(
+    cluster: &Cluster,
+    target: Target,
+    namespace: Option<&str>,
+    network_policy: bool,
+) -> Result<Vec<Value>, BlockError> {
+    Ok(match namespace {
+        Some(ns) if target == Target::Ip && network_policy => {
+            cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?
+        }
+        _ => Vec::new(),
+    })
 }
 
 fn entries(object: &Value) -> Result<Vec<Entry>, BlockError> {
@@ -167,7 +171,6 @@ pub async fn plan_block(
         context
     };
     let namespace = request.namespace.as_deref();
-    let existing = companions(cluster, namespace, request.network_policy).await?;
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
     let wanted = [
@@ -215,8 +218,7 @@ pub async fn plan_block(
                 mode
             }
         };
-        let network = request.network_policy
-            || old.as_ref().and_then(|o| lifecycle::annotation(o, super::NETWORK_POLICY)) == Some("true");
+        let network = request.network_policy || old.as_ref().is_some_and(lifecycle::has_network_policy);
         let mut new =
             super::build(target, &entries, namespace, mode, network && target == Target::Ip, &context.guardrails);
         match &old {
@@ -224,6 +226,7 @@ pub async fn plan_block(
             None => lifecycle::record(&mut new, "created", &context.actor, context.now),
         }
         reconcile::check(&new, context).map_err(|error| BlockError::Refused(vec![error]))?;
+        let existing = companions(cluster, target, namespace, network).await?;
         changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
     }
     Ok(Planned { changes, warnings })
@@ -237,7 +240,6 @@ pub async fn plan_unblock(
     context: &Context,
 ) -> Result<Planned, BlockError> {
     let namespace = request.namespace.as_deref();
-    let existing = companions(cluster, namespace, false).await?;
     let ips: Vec<String> = request.ips.iter().map(IpNet::to_string).collect();
     let ports: Vec<String> = request.ports.iter().map(u16::to_string).collect();
     let mut changes = Vec::new();
@@ -267,6 +269,7 @@ pub async fn plan_unblock(
             lifecycle::record(&mut rebuilt, "unblocked", &context.actor, context.now);
             Some(rebuilt)
         };
+        let existing = companions(cluster, target, namespace, lifecycle::has_network_policy(&old)).await?;
         changes.extend(block_changes(Some(&old), new, &existing, &reason));
     }
     let scope = namespace.map(|n| format!(" in {n}")).unwrap_or_default();

@@ -12,6 +12,7 @@ use super::cluster::{self, WriteArgs};
 use super::{Exit, print_stdout};
 use crate::cluster::apply::Change;
 use crate::install::{Install, InstallMode};
+use crate::output;
 use crate::policy::Mode;
 use crate::qualys::platform::Platform;
 
@@ -119,12 +120,7 @@ pub fn install(args: InstallArgs) -> anyhow::Result<Exit> {
 }
 
 fn yaml_stream(objects: &[Value]) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for object in objects {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(object).context("cannot render YAML")?);
-    }
-    Ok(out)
+    output::yaml_values(objects).context("cannot render YAML")
 }
 
 /// Print what `install` made, for `kubectl delete -f -`; with --policies,

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::FIELD_MANAGER;
 use super::error::ClusterError;
 use super::resource::{Resource, display};
-use crate::policy::labels;
+use crate::policy::lifecycle;
 
 /// The kubectl flags every plugin user expects.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -149,12 +149,7 @@ impl Cluster {
         }
         // Companions exist only for blocks made with --network-policy: a
         // cluster without them needs no right to read NetworkPolicies.
-        let companions = out.iter().any(|o| {
-            o.pointer(&format!("/metadata/annotations/{}", labels::NETWORK_POLICY.replace('/', "~1")))
-                .and_then(Value::as_str)
-                == Some("true")
-        });
-        if companions {
+        if out.iter().any(lifecycle::has_network_policy) {
             out.extend(self.list(Resource::NetworkPolicy, namespace, &selector).await?);
         }
         Ok(out)

@@ -72,6 +72,12 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
+/// True for a block policy made with `--network-policy`: enforced, it has a
+/// NetworkPolicy companion.
+pub fn has_network_policy(object: &Value) -> bool {
+    annotation(object, labels::NETWORK_POLICY) == Some("true")
+}
+
 /// `metadata.<field>` of `object` as a map, made if missing; `None` when
 /// `object` is not a JSON object.
 /// The comma-separated annotation `key` of `object`, item by item, in stored order.

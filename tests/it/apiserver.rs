@@ -108,6 +108,8 @@ pub struct ApiServer {
     pub url: String,
     dir: PathBuf,
     ca: String,
+    /// A client that trusts the server's certificate.
+    http: reqwest::Client,
     process: Option<Child>,
 }
 
@@ -351,9 +353,11 @@ impl ApiServer {
         ];
         let log = dir.join("kube-apiserver.log");
         let process = guarded(&dir, &binaries.apiserver, &args, &log);
+        let certificate = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
         let mut server = ApiServer {
             url: format!("https://127.0.0.1:{port}"),
             ca: certified.cert.pem(),
+            http: reqwest::Client::builder().add_root_certificate(certificate).build().unwrap(),
             dir: dir.clone(),
             process: Some(process),
         };
@@ -522,12 +526,10 @@ impl ApiServer {
     pub fn request(&self, identity: Identity, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.url);
         runtime().block_on(async {
-            let certificate = reqwest::Certificate::from_pem(self.ca.as_bytes()).unwrap();
-            let client = reqwest::Client::builder().add_root_certificate(certificate).build().unwrap();
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let content_type =
                 if method == reqwest::Method::PATCH { "application/apply-patch+yaml" } else { "application/json" };
-            let mut request = client.request(method, url).bearer_auth(identity.token());
+            let mut request = self.http.request(method, url).bearer_auth(identity.token());
             if let Some(body) = body {
                 request = request.header("content-type", content_type).body(body.to_string());
             }

@@ -1093,21 +1093,9 @@ fn install_rbac_of_the_cronjob_is_exactly_what_it_calls() {
         qualys.set_findings(vec![json!({"uuid": namespace, "timestamp": chrono::Utc::now().to_rfc3339(),
             "threatCategory": "Crypto_Mining", "namespace": namespace, "clusterName": "prod"})]);
         server.apply(&retired, "kubectl-qualys-respond").map_err(|e| format!("{e:?}"))?;
-        let output = bin()
-            .args(&args)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .env("QUALYS_USERNAME", "api-user")
-            .env("QUALYS_PASSWORD", "tour")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .output()
-            .unwrap();
-        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        if !output.status.success() {
-            return Err(said);
-        }
+        run_steps(&kubeconfig, &[args.iter().map(String::as_str).collect()])?;
         if server.get(&format!("/api/v1/namespaces/{ns}/configmaps/qualys-respond-checkpoint")).is_none() {
-            return Err(format!("no checkpoint was stored: {said}"));
+            return Err("no checkpoint was stored".to_string());
         }
         Ok(())
     };
