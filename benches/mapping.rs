@@ -17,18 +17,22 @@
 use std::error::Error;
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qualys_respond::finding::{Finding, Process, Severity};
-use qualys_respond::mapper::{Limits, Registry};
+use qualys_respond::mapper::{Limits, Registry, SPEC_CACHE_ENTRIES};
 use qualys_respond::pipeline::{self, Options};
 use qualys_respond::qualys::records::Record;
+use qualys_respond::recent::Recent;
 use qualys_respond_default_mapper as native;
 use serde_json::{Value, json};
 
-/// Findings per measured stage.
+/// Findings per measured stage (`MAPPING_BENCH_FINDINGS` overrides it, for
+/// profiling a shorter run under callgrind).
 const FINDINGS: usize = 100_000;
-/// Findings mapped before the clock starts, to warm the instance and caches.
+/// Findings mapped before the clock starts, to warm the instance and caches:
+/// others than the timed ones, so no timed finding is already remembered.
 const WARM_UP: usize = 1_000;
 
 /// The six categories of the default mapper.
@@ -67,7 +71,7 @@ struct Synthetic {
     port: u16,
 }
 
-fn synthetic(i: usize) -> Synthetic {
+fn synthetic_of(i: usize) -> Synthetic {
     let c = i % CATEGORIES.len();
     let n = i / CATEGORIES.len();
     // One finding in 50 has no namespace, which makes a cluster-wide policy.
@@ -153,14 +157,24 @@ fn map_wasm(registry: &mut Registry, findings: &[Finding]) -> usize {
     policies
 }
 
-/// Maps every finding natively and parses each spec; returns the policy count.
-fn map_native(findings: &[Finding]) -> usize {
+/// Maps every finding natively and parses each distinct spec text once, as
+/// the host does with what a component returns (the same bounded cache, of
+/// the host's capacity); returns the policy count.
+fn map_native(findings: &[Finding], specs: &mut Recent<String, Arc<Value>>) -> usize {
     let mut policies = 0;
     for finding in findings {
         let mapped = native::map_finding(&to_native(finding))
             .unwrap_or_else(|e| panic!("native mapping of finding {} failed: {e}", finding.id));
         for policy in &mapped {
-            let spec: Value = serde_json::from_str(&policy.spec).expect("the native mapper writes JSON specs");
+            let spec = match specs.get(policy.spec.as_str()) {
+                Some(spec) => Arc::clone(spec),
+                None => {
+                    let spec: Arc<Value> =
+                        Arc::new(serde_json::from_str(&policy.spec).expect("the native mapper writes JSON specs"));
+                    specs.insert(policy.spec.clone(), Arc::clone(&spec));
+                    spec
+                }
+            };
             black_box(spec);
         }
         policies += mapped.len();
@@ -203,29 +217,31 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(second?);
 
     // Inputs, built before any clock starts.
-    let synthetic: Vec<Synthetic> = (0..FINDINGS).map(synthetic).collect();
+    let n: usize = std::env::var("MAPPING_BENCH_FINDINGS").ok().and_then(|n| n.parse().ok()).unwrap_or(FINDINGS);
+    let synthetic: Vec<Synthetic> = (0..n).map(synthetic_of).collect();
     let findings: Vec<Finding> = synthetic.iter().map(to_finding).collect();
+    let warm_up: Vec<Finding> = (n..n + WARM_UP).map(|i| to_finding(&synthetic_of(i))).collect();
     let records: Vec<Record> = synthetic
         .iter()
         .enumerate()
-        .map(|(i, s)| Record { position: format!("record {}", i + 1), value: Ok(to_record_value(s)) })
+        .map(|(i, s)| Record::from_value(format!("record {}", i + 1), to_record_value(s)))
         .collect();
     drop(synthetic);
 
     // 2. WASM, one warm instance.
-    map_wasm(&mut registry, &findings[..WARM_UP]);
+    map_wasm(&mut registry, &warm_up);
     let (wasm_policies, wasm_time) = timed(|| map_wasm(&mut registry, &findings));
 
     // 3. Native reference.
-    map_native(&findings[..WARM_UP]);
-    let (native_policies, native_time) = timed(|| map_native(&findings));
+    let mut specs = Recent::new(SPEC_CACHE_ENTRIES);
+    map_native(&warm_up, &mut specs);
+    let (native_policies, native_time) = timed(|| map_native(&findings, &mut specs));
     assert_eq!(wasm_policies, native_policies, "WASM and native mappers must return the same number of policies");
 
     // 4. The whole offline pipeline.
     let (outcome, pipeline_time) = timed(|| pipeline::run(records, &mut registry, &Options::default()));
     let mapped_findings: usize = outcome.report.findings.values().sum();
 
-    let n = FINDINGS;
     println!("qualys-respond mapping benchmark: {n} synthetic findings, {} categories, one thread", CATEGORIES.len());
     println!();
     println!("{:<44} {:>11} {:>11} {:>13} {:>9}", "stage", "total", "per item", "findings/s", "policies");
@@ -241,7 +257,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     println!(
         "{:<44} {:>11} {:>11} {:>13} {:>9}",
-        "native map_finding + serde_json spec parse",
+        "native map_finding + spec parse (cached)",
         ms(native_time),
         per_item(native_time, n),
         rate(native_time, n),
@@ -258,8 +274,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
     println!("WASM/native ratio: {:.2}x", wasm_time.as_secs_f64() / native_time.as_secs_f64());
     println!(
-        "native side: builds the mapper's finding from ours and parses every returned spec with serde_json, \
-         as the host does after a WASM call; {WARM_UP} findings mapped untimed first on both sides"
+        "native side: builds the mapper's finding from ours and parses each distinct returned spec once, \
+         as the host does after a WASM call; {WARM_UP} other findings mapped untimed first on both sides"
     );
     println!(
         "pipeline: {} findings mapped, {} merged objects (per category, template and scope), {} skipped",
@@ -268,5 +284,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         outcome.report.skipped.len()
     );
     println!("peak RSS (VmHWM): {}", peak_rss().unwrap_or_else(|| "n/a".into()));
+    let per_s = |d: Duration| (n as f64 / d.as_secs_f64()).round() as u64;
+    println!(
+        "RESULT wasm_per_s={} native_per_s={} pipeline_per_s={}",
+        per_s(wasm_time),
+        per_s(native_time),
+        per_s(pipeline_time)
+    );
     Ok(())
 }

@@ -36,6 +36,7 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod qualys;
+pub mod recent;
 pub mod reconcile;
 pub mod report;
 pub mod reputation;

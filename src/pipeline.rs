@@ -66,9 +66,10 @@ pub fn run(records: Vec<Record>, registry: &mut Registry, options: &Options) -> 
 
 /// One record as a finding, or the skip that reports why it is none.
 pub fn parse(record: Record) -> Result<Finding, Skip> {
+    let text = record.text;
     record
         .value
-        .and_then(|value| wire::to_finding(&value).map_err(|e| e.0))
+        .and_then(|value| wire::to_finding_with_raw(&value, text).map_err(|e| e.0))
         .map_err(|why| Skip { subject: record.position, reason: SkipReason::Malformed(why) })
 }
 

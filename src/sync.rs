@@ -80,6 +80,11 @@ pub struct Fetched {
     pub window: Option<Window>,
 }
 
+/// Records per batch from the file reader to the pipeline.
+const BATCH: usize = 256;
+/// Batches parsed ahead of the pipeline (bounds the memory of a fast reader).
+const BATCHES_IN_FLIGHT: usize = 8;
+
 /// Reports fetch progress: (findings so far, total when known).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
 
@@ -108,12 +113,34 @@ pub async fn fetch(
     let mut pipeline = Pipeline::new(registry, options.clone()).with_checkpoint(checkpoint.cloned());
     match source {
         Source::Text { name, text } => {
-            let records = records::split(&text).map_err(|source| SyncError::Document { name, source })?;
-            let total = records.len() as u64;
-            for (i, record) in records.into_iter().enumerate() {
-                push(&mut pipeline, record, judge).await;
-                progress(i as u64 + 1, Some(total));
+            // The document is read on a thread of its own and its records
+            // arrive in batches as they are parsed: mapping starts at once,
+            // runs beside the parsing, and no tree of the whole file is built.
+            let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
+            let reader = std::thread::spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let read = records::stream(&text, |record| {
+                    batch.push(record);
+                    if batch.len() == BATCH {
+                        // A closed channel means the run is over; the rest is not wanted.
+                        let _ = sender.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    }
+                });
+                if !batch.is_empty() {
+                    let _ = sender.blocking_send(batch);
+                }
+                read
+            });
+            let mut done = 0;
+            while let Some(batch) = batches.recv().await {
+                for record in batch {
+                    push(&mut pipeline, record, judge).await;
+                    done += 1;
+                }
+                progress(done, None);
             }
+            let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            read.map_err(|source| SyncError::Document { name, source })?;
             Ok(Fetched { outcome: pipeline.finish(), window: None })
         }
         Source::Api { mut client, mut query, start_is_explicit, page_size, max_pages } => {

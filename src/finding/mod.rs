@@ -38,7 +38,7 @@ pub struct Process {
 }
 
 /// One CDR finding, normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Finding {
     /// Qualys' id (`uuid`), never empty.
     pub id: String,

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
 
+use super::digest::hex_sha256;
 use super::engine::engine;
-use super::plugin::hex_sha256;
 
 fn directory() -> Option<PathBuf> {
     let from = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());

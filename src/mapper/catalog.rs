@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::digest::hex_sha256;
 use super::engine::Limits;
 use super::error::LoadError;
-use super::plugin::{Plugin, Source, hex_sha256};
+use super::plugin::{Plugin, Source};
 use super::registry::Registry;
 
 /// The configuration file.
@@ -90,7 +91,7 @@ impl Catalog {
                     });
                 }
                 let settings = entry.settings.into_iter().collect();
-                let plugin = Plugin::load_with_settings(&bytes, Source::File(file), limits, settings)?;
+                let plugin = Plugin::load_digested(&bytes, actual, Source::File(file), limits, settings)?;
                 registry.add_custom(plugin, entry.categories.as_deref())?;
             }
         }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use super::boundary::{InvalidInfo, InvalidOutput, PolicyProblem};
+
 /// A component could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -14,7 +16,10 @@ pub enum LoadError {
         reason: String,
     },
     /// It does not implement the `qualys:respond/mapper` world.
-    #[error("component {source_name} does not implement qualys:respond/mapper@{}: {reason}", super::WIT_VERSION)]
+    #[error(
+        "component {source_name} does not implement qualys:respond/mapper@{}: {reason}",
+        super::version::WIT_VERSION
+    )]
     Link {
         /// Where the component came from.
         source_name: String,
@@ -29,13 +34,14 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
-    /// `info` returned something the host refuses.
+    /// `info` or `reads` returned something the host refuses.
     #[error("component {source_name} describes itself wrongly: {reason}")]
     Info {
         /// Where the component came from.
         source_name: String,
         /// What is wrong.
-        reason: String,
+        #[source]
+        reason: InvalidInfo,
     },
     /// Built against a WIT version this host does not accept.
     #[error(
@@ -116,8 +122,15 @@ pub enum CallError {
     Refused(String),
     /// The component returned something the host refuses.
     #[error("returned an invalid result: {0}")]
-    Invalid(String),
+    Invalid(#[source] InvalidOutput),
     /// A fresh instance could not be started after an earlier failure.
     #[error("could not be restarted: {0}")]
     Restart(String),
+}
+
+/// Keeps a component-supplied message to one bounded line.
+pub(crate) fn clip(message: &str) -> String {
+    const MAX: usize = 300;
+    let line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX).collect();
+    if message.chars().count() > MAX { format!("{line}…") } else { line }
 }

@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use super::embedded::{DEFAULT_MAPPER, default_component};
+use super::embedded::default_component;
 use super::engine::Limits;
 use super::error::LoadError;
-use super::plugin::{Plugin, Source, hex_sha256};
+use super::plugin::{Plugin, Source};
 use crate::finding::category_key;
 
 /// The loaded components and which category goes to which.
@@ -32,8 +32,8 @@ impl Registry {
 
     /// A registry with the embedded default mappings.
     pub fn with_defaults(limits: Limits) -> Result<Registry, LoadError> {
-        let digest = hex_sha256(DEFAULT_MAPPER);
-        let plugin = Plugin::from_component(default_component()?, digest, Source::Embedded, limits, Vec::new())?;
+        let (component, digest) = default_component()?;
+        let plugin = Plugin::from_component(component, digest.to_string(), Source::Embedded, limits, Vec::new())?;
         let mut registry = Registry::empty();
         registry.add(plugin);
         Ok(registry)

@@ -7,7 +7,7 @@
 //! depends on the order drafts arrive in, so the same findings always give
 //! the same names and bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -22,6 +22,7 @@ use super::spec;
 use crate::finding::category_key;
 use crate::guardrails::Guardrails;
 use crate::mapper::{MappedPolicy, Scope};
+use crate::recent::Recent;
 use crate::reputation::{Decision, Evidence};
 
 /// Finding ids listed in the annotation before it is cut (the count stays exact).
@@ -68,18 +69,26 @@ pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode, guardrails:
 
 /// Merges drafts as they come, so that a run holds one spec per group, not
 /// one per finding.
-#[derive(Default)]
 pub struct Assembler {
     /// key → shape → merged group
     groups: BTreeMap<GroupKey, BTreeMap<String, Group>>,
     /// Specs already merged, by the address of their shared value: a spec a
     /// component returned before adds nothing but its finding's id and
-    /// indicators. The `Arc` is kept, so an address is never reused.
-    merged: HashMap<usize, Vec<Merged>>,
+    /// indicators. Each entry keeps its `Arc`, so an address is never reused
+    /// while it is remembered.
+    merged: Recent<usize, Vec<Merged>>,
 }
 
-/// Specs remembered as merged before the memory starts over.
-const MERGED_CACHE_ENTRIES: usize = 512;
+impl Default for Assembler {
+    fn default() -> Assembler {
+        Assembler { groups: BTreeMap::new(), merged: Recent::new(MERGED_CACHE_ENTRIES) }
+    }
+}
+
+/// Merged specs remembered per generation of [`Recent`]: as many as a
+/// component's parsed specs ([`crate::mapper::SPEC_CACHE_ENTRIES`]), so a
+/// spec the mapper stage shares is recognised here.
+const MERGED_CACHE_ENTRIES: usize = crate::mapper::SPEC_CACHE_ENTRIES;
 
 /// Category key, template, scope.
 type GroupKey = (String, String, Scope);
@@ -105,20 +114,19 @@ impl Assembler {
             return;
         }
         let shape = shape_of(&draft);
-        if self.merged.len() >= MERGED_CACHE_ENTRIES {
-            // Bounded memory for runs where every spec differs; dropping the
-            // entries (and their Arcs) together keeps addresses unambiguous.
-            self.merged.clear();
-        }
-        self.merged.entry(address).or_default().push(Merged {
+        let merged = Merged {
             key: key.clone(),
             technique: draft.policy.technique.clone(),
             mapper: draft.mapper.clone(),
             shape: shape.clone(),
             _spec: Arc::clone(&draft.policy.spec),
-        });
+        };
+        match self.merged.get_mut(&address) {
+            Some(list) => list.push(merged),
+            None => self.merged.insert(address, vec![merged]),
+        }
         let group = self.groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
-        unite_values(&mut group.spec, &draft.policy.spec);
+        spec::insert_values(&mut group.spec, &draft.policy.spec);
         group.record(draft);
     }
 
@@ -159,7 +167,7 @@ struct Group {
 impl Group {
     fn new(draft: &Draft) -> Group {
         let mut spec = Value::clone(&draft.policy.spec);
-        clear_values(&mut spec);
+        spec::clear_values(&mut spec);
         Group {
             technique: draft.policy.technique.clone(),
             mapper: draft.mapper.clone(),
@@ -250,59 +258,41 @@ pub fn system_namespace_mode(namespace: Option<&str>, mode: Mode, guardrails: &G
     }
 }
 
-/// Everything that must be equal for two drafts to merge, as canonical JSON.
+/// Everything that must be equal for two drafts to merge, as canonical JSON:
+/// `[technique, mapper, spec]` with every `values` list of the spec written
+/// as `null`.
 fn shape_of(draft: &Draft) -> String {
-    let mut spec = Value::clone(&draft.policy.spec);
-    erase_values(&mut spec);
-    serde_json::json!([draft.policy.technique, draft.mapper, spec]).to_string()
+    let shape = (&draft.policy.technique, &draft.mapper, Shape(&draft.policy.spec));
+    serde_json::to_string(&shape).unwrap_or_default()
 }
 
-/// Replaces every `values` list with null.
-pub(crate) fn erase_values(value: &mut Value) {
-    visit_values(value, &mut |values| *values = Value::Null);
-}
+/// A spec serialised with its `values` lists as `null`, without copying it.
+struct Shape<'a>(&'a Value);
 
-/// Empties every `values` list (the group's starting point).
-fn clear_values(value: &mut Value) {
-    visit_values(value, &mut |values| *values = Value::Array(Vec::new()));
-}
-
-fn visit_values(value: &mut Value, f: &mut impl FnMut(&mut Value)) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if key == "values" && child.is_array() {
-                    f(child);
-                } else {
-                    visit_values(child, f);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|item| visit_values(item, f)),
-        _ => {}
-    }
-}
-
-/// Adds `from`'s `values` to `into`'s, which has the same shape.
-pub(crate) fn unite_values(into: &mut Value, from: &Value) {
-    match (into, from) {
-        (Value::Object(into), Value::Object(from)) => {
-            for (key, child) in into.iter_mut() {
-                let Some(other) = from.get(key) else { continue };
-                match (key.as_str(), child) {
-                    ("values", Value::Array(values)) => {
-                        values.extend(other.as_array().into_iter().flatten().cloned());
-                        values.sort_by(spec::value_order);
-                        values.dedup();
+impl serde::Serialize for Shape<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, child) in map {
+                    if key == "values" && child.is_array() {
+                        out.serialize_entry(key, &())?;
+                    } else {
+                        out.serialize_entry(key, &Shape(child))?;
                     }
-                    (_, child) => unite_values(child, other),
                 }
+                out.end()
             }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Shape(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
         }
-        (Value::Array(into), Value::Array(from)) => {
-            into.iter_mut().zip(from).for_each(|(a, b)| unite_values(a, b));
-        }
-        _ => {}
     }
 }
 

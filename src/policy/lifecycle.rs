@@ -17,13 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::assemble::{erase_values, unite_values};
 use super::guard;
 #[cfg(test)]
 use super::guard::NAMESPACE_LABEL;
 use super::mode::Mode;
 use super::object::labels;
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, text, value_order};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, erase_values, text, unite_values, value_order};
 
 /// Transitions kept in the history annotation (the oldest are dropped).
 const HISTORY_ENTRIES: usize = 20;

@@ -39,6 +39,78 @@ pub fn for_each_selector_mut(spec: &mut Value, mut visit: impl FnMut(&str, &mut 
     }
 }
 
+/// Replaces every `values` list with null (what is left is a spec's shape).
+pub fn erase_values(value: &mut Value) {
+    visit_values(value, &mut |values| *values = Value::Null);
+}
+
+/// Empties every `values` list.
+pub fn clear_values(value: &mut Value) {
+    visit_values(value, &mut |values| *values = Value::Array(Vec::new()));
+}
+
+fn visit_values(value: &mut Value, f: &mut impl FnMut(&mut Value)) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "values" && child.is_array() {
+                    f(child);
+                } else {
+                    visit_values(child, f);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| visit_values(item, f)),
+        _ => {}
+    }
+}
+
+/// Adds `from`'s `values` to `into`'s, which has the same shape; every list
+/// of `into` ends sorted by [`value_order`] and without duplicates.
+pub fn unite_values(into: &mut Value, from: &Value) {
+    zip_values(into, from, &mut |values, other| {
+        values.extend(other.iter().cloned());
+        values.sort_by(value_order);
+        values.dedup();
+    });
+}
+
+/// [`unite_values`] for an `into` whose lists are already sorted and
+/// distinct (as [`clear_values`] leaves them): each value of `from` is
+/// inserted where it belongs, so merging many specs costs a binary search
+/// per value rather than a sort per merge. `value_order` is equal only for
+/// equal values, so the result is the same.
+pub fn insert_values(into: &mut Value, from: &Value) {
+    zip_values(into, from, &mut |values, other| {
+        for value in other {
+            if let Err(at) = values.binary_search_by(|v| value_order(v, value)) {
+                values.insert(at, value.clone());
+            }
+        }
+    });
+}
+
+/// Calls `f` with each `values` list of `into` and the list at the same place in `from`.
+fn zip_values(into: &mut Value, from: &Value, f: &mut impl FnMut(&mut Vec<Value>, &[Value])) {
+    match (into, from) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, child) in into.iter_mut() {
+                let Some(other) = from.get(key) else { continue };
+                match (key.as_str(), child) {
+                    ("values", Value::Array(values)) => {
+                        f(values, other.as_array().map(Vec::as_slice).unwrap_or_default())
+                    }
+                    (_, child) => zip_values(child, other, f),
+                }
+            }
+        }
+        (Value::Array(into), Value::Array(from)) => {
+            into.iter_mut().zip(from).for_each(|(a, b)| zip_values(a, b, f));
+        }
+        _ => {}
+    }
+}
+
 /// Numbers (and strings that are whole numbers, such as ports) first, in
 /// numeric order, then everything else by its text.
 pub fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {

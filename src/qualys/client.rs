@@ -331,7 +331,7 @@ fn parse_page(body: &str, offset: u64) -> Result<Page, String> {
     let records = items
         .into_iter()
         .enumerate()
-        .map(|(i, value)| Record { position: format!("record {}", offset + i as u64 + 1), value: Ok(value) })
+        .map(|(i, value)| Record::from_value(format!("record {}", offset + i as u64 + 1), value))
         .collect();
     Ok(Page { records, total })
 }

@@ -25,6 +25,12 @@ fn malformed(message: impl Into<String>) -> Malformed {
 
 /// Converts one record into a [`Finding`], keeping its JSON as `raw`.
 pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
+    to_finding_with_raw(value, None)
+}
+
+/// Like [`to_finding`], with `raw` taken from the record's original text
+/// when the reader kept it (instead of writing the value out again).
+pub fn to_finding_with_raw(value: &Value, text: Option<String>) -> Result<Finding, Malformed> {
     let Value::Object(record) = value else {
         return Err(malformed(format!("expected a JSON object, got {}", kind(value))));
     };
@@ -60,7 +66,7 @@ pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
         destination_port: fields.port()?,
         mitre_techniques: fields.techniques()?,
         labels: fields.labels()?,
-        raw: value.to_string(),
+        raw: text.unwrap_or_else(|| value.to_string()),
     })
 }
 

@@ -53,7 +53,7 @@ fn every_default_policy_is_valid_in_both_modes_and_versions() {
         let records = variants()
             .into_iter()
             .enumerate()
-            .map(|(i, value)| Record { position: format!("record {}", i + 1), value: Ok(value) })
+            .map(|(i, value)| Record::from_value(format!("record {}", i + 1), value))
             .collect();
         let options = Options { mode, versions: TetragonVersion::ALL.to_vec(), ..Options::default() };
         let outcome = pipeline::run(records, &mut registry, &options);
@@ -76,7 +76,7 @@ fn every_default_policy_is_valid_in_both_modes_and_versions() {
 #[test]
 fn private_and_cluster_addresses_are_never_blocked() {
     let mut registry = Registry::with_defaults(Limits::default()).unwrap();
-    let records = variants().into_iter().map(|value| Record { position: String::new(), value: Ok(value) }).collect();
+    let records = variants().into_iter().map(|value| Record::from_value(String::new(), value)).collect();
     let outcome = pipeline::run(records, &mut registry, &Options::default());
     for assembled in &outcome.policies {
         let text = assembled.object.spec.to_string();

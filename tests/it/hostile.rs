@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use qualys_respond::mapper::{CallError, Limits, Plugin, Registry, Source};
+use qualys_respond::mapper::{CallError, InvalidOutput, Limits, Plugin, PolicyProblem, Registry, Source};
 use qualys_respond::pipeline::{self, Options};
 use qualys_respond::qualys::records::Record;
 use qualys_respond::report::{Skip, SkipReason};
@@ -23,7 +23,7 @@ fn hostile(limits: Limits) -> Plugin {
 }
 
 fn record(id: &str, category: &str) -> Record {
-    Record { position: id.into(), value: Ok(json!({"uuid": id, "threatCategory": category})) }
+    Record::from_value(id.into(), json!({"uuid": id, "threatCategory": category}))
 }
 
 /// The records of the pipeline test: `(id, category)`.
@@ -210,9 +210,16 @@ fn an_instance_recovers_after_every_kind_of_failure() {
             ("Loop", CallError::Timeout(after)) => *after == Duration::from_millis(100),
             ("Bomb", CallError::Memory(mib)) => *mib == 16,
             ("Recurse", CallError::Trap(why)) => why == "stack overflow (call stack exhausted)",
-            ("Garbage", CallError::Invalid(why)) => why.starts_with("policy 1: spec is not valid JSON: "),
-            ("Huge", CallError::Invalid(why)) => why == "5242899 bytes of policies, more than the limit of 1048576",
-            ("Flood", CallError::Invalid(why)) => why == "10000 policies, more than the limit of 64",
+            (
+                "Garbage",
+                CallError::Invalid(why @ InvalidOutput::Policy { index: 1, problem: PolicyProblem::SpecNotJson(_) }),
+            ) => why.to_string().starts_with("policy 1: spec is not valid JSON: "),
+            ("Huge", CallError::Invalid(why @ InvalidOutput::TooLarge { bytes: 5_242_899, limit: 1_048_576 })) => {
+                why.to_string() == "5242899 bytes of policies, more than the limit of 1048576"
+            }
+            ("Flood", CallError::Invalid(why @ InvalidOutput::TooManyPolicies { count: 10_000, limit: 64 })) => {
+                why.to_string() == "10000 policies, more than the limit of 64"
+            }
             ("ReadFile", CallError::Refused(why)) => why.starts_with("read failed: "),
             ("ReadEnv", CallError::Refused(why)) => why == "HOME: environment variable not found; 0 variables visible",
             _ => false,

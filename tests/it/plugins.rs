@@ -49,7 +49,12 @@ fn plugin_list_shows_every_component_and_what_it_serves() {
     let embedded = list(&[], &[]);
     assert_eq!(embedded.as_array().unwrap().len(), 1);
     assert_eq!(embedded[0]["source"], "embedded");
-    assert_eq!(embedded[0]["witVersion"], "0.1.0");
+    assert_eq!(embedded[0]["witVersion"], "0.1.1");
+    assert_eq!(
+        embedded[0]["reads"],
+        json!(["category", "namespace", "process", "destination-ip", "destination-port"]),
+        "the default mapper is a selective mapper"
+    );
     let settings = component("settings-mapper");
     let both = list(&["--plugin"], &[settings]);
     assert_eq!(both[1]["name"], "settings");
@@ -167,9 +172,10 @@ fn the_wit_version_is_checked() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("was built against qualys:respond@0.2.0"))
-        .stderr(predicate::str::contains("implements qualys:respond@0.1.0 and accepts 0.1.0 up to 0.1.0"));
+        .stderr(predicate::str::contains("implements qualys:respond@0.1.1 and accepts 0.1.0 up to 0.1.1"));
     let accepted = list(&["--plugin"], &[component("settings-mapper")]);
-    assert_eq!(accepted[1]["witVersion"], "0.1.0");
+    assert_eq!(accepted[1]["witVersion"], "0.1.0", "a component of an older 0.1.x still runs");
+    assert_eq!(accepted[1]["reads"].as_array().map(Vec::len), Some(15), "a plain mapper is sent every field");
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! The WASM component glue: WIT types in, [`crate::map_finding`], WIT types out.
+//!
+//! It is a `selective-mapper`: it reads the category, the namespace, the
+//! process and the remote address and port, so the host sends only those and
+//! maps each distinct combination of them once.
 
-wit_bindgen::generate!({ path: "../../wit", world: "mapper" });
+wit_bindgen::generate!({ path: "../../wit", world: "selective-mapper" });
 
 use qualys::respond::types::Scope;
 
@@ -13,6 +17,10 @@ impl Guest for DefaultMapper {
             version: crate::VERSION.into(),
             categories: crate::CATEGORIES.iter().map(|c| c.name.to_string()).collect(),
         }
+    }
+
+    fn reads() -> Vec<String> {
+        ["category", "namespace", "process", "destination-ip", "destination-port"].map(String::from).to_vec()
     }
 
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {

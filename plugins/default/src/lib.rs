@@ -69,10 +69,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Maps one finding to its policies; an error for a category this mapper
 /// does not handle.
 pub fn map_finding(finding: &Finding) -> Result<Vec<Policy>, String> {
-    let key = normalise_category(&finding.category);
     let rule = CATEGORIES
         .iter()
-        .find(|c| normalise_category(c.name) == key)
+        .find(|c| same_category(c.name, &finding.category))
         .ok_or_else(|| format!("category {:?} is not handled by the default mapper", finding.category))?;
     let scope = match &finding.namespace {
         Some(ns) if !ns.is_empty() => Scope::Namespace(ns.clone()),
@@ -90,15 +89,15 @@ pub fn map_finding(finding: &Finding) -> Result<Vec<Policy>, String> {
         .collect())
 }
 
-/// Category names compare case-insensitively, with `-` and spaces taken as `_`.
-pub fn normalise_category(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| match c {
-            '-' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+/// True when `a` and `b` name one category: they compare case-insensitively,
+/// with `-` and spaces taken as `_` (without allocating: this runs for every
+/// finding).
+fn same_category(a: &str, b: &str) -> bool {
+    let fold = |c: char| match c {
+        '-' | ' ' => '_',
+        c => c.to_ascii_lowercase(),
+    };
+    a.trim().chars().map(fold).eq(b.trim().chars().map(fold))
 }
 
 #[cfg(test)]
@@ -112,6 +111,13 @@ mod tests {
         assert_eq!(policies[0].technique, "T1552.005");
         assert_eq!(policies[0].scope, Scope::Cluster);
         assert!(map_finding(&finding("Unknown_Thing")).unwrap_err().contains("not handled"));
+    }
+
+    #[test]
+    fn category_names_fold_case_dashes_and_spaces() {
+        assert!(same_category("Crypto_Mining", "crypto-mining"));
+        assert!(same_category(" Reverse Shell ", "REVERSE_SHELL"));
+        assert!(!same_category("a", "ab") && !same_category("x_y", "x"));
     }
 
     #[test]

@@ -54,6 +54,8 @@ struct Row {
     version: String,
     wit_version: String,
     categories: Vec<String>,
+    /// The finding fields it is sent: all of them but for a selective mapper.
+    reads: Vec<&'static str>,
     sha256: String,
     source: String,
 }
@@ -79,6 +81,7 @@ fn list(args: ListArgs) -> anyhow::Result<Exit> {
                 version: info.version.clone(),
                 wit_version: info.wit_version.clone().unwrap_or_else(|| "-".into()),
                 categories: served,
+                reads: info.reads.names(),
                 sha256: info.digest.clone(),
                 source: info.source.to_string(),
             }

@@ -123,7 +123,8 @@ fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::validate::crd::CRDS;
+    use crate::policy::Kind;
+    use crate::policy::validate::crd::{TetragonVersion, schema};
     use serde_json::json;
 
     #[test]
@@ -140,9 +141,10 @@ mod tests {
     #[test]
     fn every_rule_in_the_embedded_crds_is_understood() {
         let mut count = 0;
-        for (_, _, yaml) in CRDS {
-            let document: Value = serde_yaml::from_str(yaml).unwrap();
-            visit_rules(&document, &mut |rule| {
+        for (version, kind) in
+            TetragonVersion::ALL.iter().flat_map(|v| [(*v, Kind::TracingPolicy), (*v, Kind::TracingPolicyNamespaced)])
+        {
+            visit_rules(schema(version, kind), &mut |rule| {
                 evaluate(rule, &json!({})).unwrap_or_else(|e| panic!("{rule}: {e}"));
                 count += 1;
             });

@@ -1,5 +1,6 @@
-//! The Tetragon CRDs, embedded from `crds/tetragon/` (copied verbatim from
-//! the Tetragon repository, see `crds/tetragon/SOURCE.txt`) and parsed once.
+//! The Tetragon CRDs' schemas: `crds/tetragon/` (copied verbatim from the
+//! Tetragon repository, see `crds/tetragon/SOURCE.txt`) turned into compact
+//! JSON by `build.rs`, embedded, and each parsed once, when first needed.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -33,32 +34,29 @@ impl fmt::Display for TetragonVersion {
     }
 }
 
-macro_rules! crd {
-    ($dir:literal, $file:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tetragon/", $dir, "/", $file))
+macro_rules! schema {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/", $file))
     };
 }
 
-/// The raw CRD documents: (version, kind, YAML).
-pub(crate) const CRDS: [(TetragonVersion, Kind, &str); 4] = [
-    (TetragonVersion::Main, Kind::TracingPolicy, crd!("main", "cilium.io_tracingpolicies.yaml")),
-    (TetragonVersion::Main, Kind::TracingPolicyNamespaced, crd!("main", "cilium.io_tracingpoliciesnamespaced.yaml")),
-    (TetragonVersion::V1_7_0, Kind::TracingPolicy, crd!("v1.7.0", "cilium.io_tracingpolicies.yaml")),
+/// The embedded schemas: (version, kind, `openAPIV3Schema` as JSON).
+const SCHEMAS: [(TetragonVersion, Kind, &str); 4] = [
+    (TetragonVersion::Main, Kind::TracingPolicy, schema!("main-cilium.io_tracingpolicies.json")),
+    (TetragonVersion::Main, Kind::TracingPolicyNamespaced, schema!("main-cilium.io_tracingpoliciesnamespaced.json")),
+    (TetragonVersion::V1_7_0, Kind::TracingPolicy, schema!("v1.7.0-cilium.io_tracingpolicies.json")),
     (
         TetragonVersion::V1_7_0,
         Kind::TracingPolicyNamespaced,
-        crd!("v1.7.0", "cilium.io_tracingpoliciesnamespaced.yaml"),
+        schema!("v1.7.0-cilium.io_tracingpoliciesnamespaced.json"),
     ),
 ];
 
 /// The `openAPIV3Schema` of one kind at one version.
 pub(crate) fn schema(version: TetragonVersion, kind: Kind) -> &'static Value {
     static PARSED: [OnceLock<Value>; 4] = [const { OnceLock::new() }; 4];
-    let index = CRDS.iter().position(|(v, k, _)| *v == version && *k == kind).expect("every version has both kinds");
-    PARSED[index].get_or_init(|| {
-        let crd: Value = serde_yaml::from_str(CRDS[index].2).expect("the embedded CRDs are valid YAML");
-        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
-    })
+    let index = SCHEMAS.iter().position(|(v, k, _)| *v == version && *k == kind).expect("every version has both kinds");
+    PARSED[index].get_or_init(|| serde_json::from_str(SCHEMAS[index].2).expect("build.rs writes valid JSON"))
 }
 
 #[cfg(test)]
@@ -67,7 +65,7 @@ mod tests {
 
     #[test]
     fn every_embedded_crd_has_a_schema() {
-        for (version, kind, _) in CRDS {
+        for (version, kind, _) in SCHEMAS {
             assert_eq!(schema(version, kind)["type"], "object", "{version} {kind:?}");
         }
     }

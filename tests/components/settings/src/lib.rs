@@ -2,11 +2,13 @@
 //! the configuration tests: it blocks the ports of its `ports` setting and
 //! lists every setting as an indicator. It declares `Settings_Probe`; a
 //! configuration may route more categories to it. `refuse=yes` makes
-//! `configure` fail.
+//! `configure` fail. It is built against the first contract,
+//! `qualys:respond@0.1.0` (`wit/`, a frozen copy), so the tests also prove that
+//! the host still runs components of an older 0.1.x.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../../wit", world: "mapper" });
+    wit_bindgen::generate!({ path: "wit", world: "mapper" });
 
     use std::sync::Mutex;
 
