@@ -157,6 +157,31 @@ enum Read {
     Other,
 }
 
+/// A visitor's answer to every scalar (booleans, numbers, strings).
+macro_rules! scalars_are {
+    ($read:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Read, E> {
+            Ok($read)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Read, E> {
+            Ok($read)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Read, E> {
+            Ok($read)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Read, E> {
+            Ok($read)
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Read, E> {
+            Ok($read)
+        }
+    };
+}
+
 /// The top-level value: an array of records, or an object that is an
 /// envelope (whose `content` is streamed) or a finding (kept whole).
 struct Document<'f> {
@@ -190,25 +215,7 @@ impl<'de> Visitor<'de> for Document<'_> {
         Ok(read.unwrap_or(Read::Object(object)))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Read, E> {
-        Ok(Read::Other)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Read, E> {
-        Ok(Read::Other)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Read, E> {
-        Ok(Read::Other)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Read, E> {
-        Ok(Read::Other)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Read, E> {
-        Ok(Read::Other)
-    }
+    scalars_are!(Read::Other);
 
     fn visit_unit<E: de::Error>(self) -> Result<Read, E> {
         Ok(Read::Other)
@@ -249,25 +256,7 @@ impl<'de> Visitor<'de> for Content<'_> {
         Ok(Read::ContentNotArray)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Read, E> {
-        Ok(Read::ContentNotArray)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Read, E> {
-        Ok(Read::ContentNotArray)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Read, E> {
-        Ok(Read::ContentNotArray)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Read, E> {
-        Ok(Read::ContentNotArray)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Read, E> {
-        Ok(Read::ContentNotArray)
-    }
+    scalars_are!(Read::ContentNotArray);
 }
 
 /// The elements of an array of records, each handed over as it is read,
