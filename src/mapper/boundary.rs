@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::bindings::qualys::respond::types as wit;
 use super::engine::Limits;
 use super::error::clip;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Process, Severity};
 use crate::names::is_dns_label;
 use crate::recent::Recent;
 
@@ -126,6 +126,7 @@ impl Reads {
 pub(super) struct Sent<'a> {
     finding: &'a Finding,
     reads: Reads,
+    process: Option<&'a Process>,
     detected_at: Option<String>,
     destination_ip: Option<String>,
     arguments: Vec<&'a str>,
@@ -140,6 +141,7 @@ impl<'a> Sent<'a> {
         Sent {
             finding,
             reads,
+            process,
             detected_at: finding
                 .detected_at
                 .filter(|_| reads.has(bit::DETECTED_AT))
@@ -180,11 +182,7 @@ impl<'a> Sent<'a> {
             pod: self.optional(bit::POD, &f.pod),
             container: self.optional(bit::CONTAINER, &f.container),
             image: self.optional(bit::IMAGE, &f.image),
-            process: f
-                .process
-                .as_ref()
-                .filter(|_| self.reads.has(bit::PROCESS))
-                .map(|p| wit::Process { binary: &p.binary, arguments: &self.arguments }),
+            process: self.process.map(|p| wit::Process { binary: &p.binary, arguments: &self.arguments }),
             destination_ip: self.destination_ip.as_deref(),
             destination_port: f.destination_port.filter(|_| self.reads.has(bit::DESTINATION_PORT)),
             mitre_techniques: &self.techniques,
@@ -196,41 +194,44 @@ impl<'a> Sent<'a> {
     /// Everything sent, as bytes: equal keys mean equal records. Each part
     /// is length-prefixed, so no two records share a key.
     pub(super) fn key(&self) -> Vec<u8> {
+        fn text(text: Option<&str>) -> Option<&[u8]> {
+            text.map(str::as_bytes)
+        }
         let record = self.record();
         let mut key = Vec::with_capacity(128);
-        let mut text = |text: Option<&str>| match text {
+        let mut part = |bytes: Option<&[u8]>| match bytes {
             None => key.push(0),
-            Some(text) => {
+            Some(bytes) => {
                 key.push(1);
-                key.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                key.extend_from_slice(text.as_bytes());
+                key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                key.extend_from_slice(bytes);
             }
         };
-        text(Some(record.id));
-        text(Some(record.category));
-        text(Some(severity_name(record.severity)));
-        text(record.detected_at);
-        text(record.cluster);
-        text(record.namespace);
-        text(record.pod);
-        text(record.container);
-        text(record.image);
-        text(record.process.as_ref().map(|p| p.binary));
+        part(text(Some(record.id)));
+        part(text(Some(record.category)));
+        part(text(Some(severity_name(record.severity))));
+        part(text(record.detected_at));
+        part(text(record.cluster));
+        part(text(record.namespace));
+        part(text(record.pod));
+        part(text(record.container));
+        part(text(record.image));
+        part(text(record.process.as_ref().map(|p| p.binary)));
         for argument in record.process.as_ref().map(|p| p.arguments).unwrap_or_default() {
-            text(Some(argument));
+            part(text(Some(argument)));
         }
-        text(record.destination_ip);
-        text(record.destination_port.map(|p| p.to_string()).as_deref());
+        part(text(record.destination_ip));
+        part(record.destination_port.map(u16::to_le_bytes).as_ref().map(|port| &port[..]));
         for technique in record.mitre_techniques {
-            text(Some(technique));
+            part(text(Some(technique)));
         }
-        text(None);
+        part(None);
         for (k, v) in record.labels {
-            text(Some(k));
-            text(Some(v));
+            part(text(Some(k)));
+            part(text(Some(v)));
         }
-        text(None);
-        text(Some(record.raw));
+        part(None);
+        part(text(Some(record.raw)));
         key
     }
 }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use wasmtime::Store;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Instance, Linker};
 
 use super::bindings::{Mapper, MapperPre};
 use super::boundary::{self, MappedPolicy, Reads, Sent, Specs};
@@ -153,7 +153,8 @@ impl Plugin {
         };
         let source_name = plugin.info.source.to_string();
         let start_error = |reason: String| LoadError::Start { source_name: source_name.clone(), reason };
-        let (mut live, reads) = plugin.start().map_err(start_error)?;
+        let (mut live, instance) = plugin.start().map_err(start_error)?;
+        let reads = plugin.call_reads(&mut live, &instance).map_err(start_error)?;
         let limits = plugin.limits;
         sandbox::arm(&mut live.store, &limits);
         let info = live
@@ -177,50 +178,48 @@ impl Plugin {
         &self.info
     }
 
-    /// A fresh, configured instance, and what its `reads` export says, when
-    /// it is a selective mapper.
-    fn start(&self) -> Result<(Live, Option<Vec<String>>), String> {
+    /// A fresh, configured instance.
+    fn start(&self) -> Result<(Live, Instance), String> {
         let mut store = sandbox::store(&self.limits);
         sandbox::arm(&mut store, &self.limits);
         let instantiated = self.pre.instance_pre().instantiate(&mut store);
         store.data_mut().output.forward(|| self.info.log_name());
-        let trapped = |e: wasmtime::Error, store: &Store<State>| describe_trap(e, store, &self.limits).to_string();
-        let instance = instantiated.map_err(|e| trapped(e, &store))?;
-        let mapper = Mapper::new(&mut store, &instance).map_err(|e| trapped(e, &store))?;
-        let reads = match self.reads_export(&mut store, &instance) {
-            Some(func) => {
-                sandbox::arm(&mut store, &self.limits);
-                let called = func.call(&mut store, ()).map(|(names,)| names);
-                store.data_mut().output.forward(|| self.info.log_name());
-                Some(called.map_err(|e| format!("reads: {}", trapped(e, &store)))?)
-            }
-            None => None,
-        };
+        let instance = instantiated.map_err(|e| self.trapped(e, &store))?;
+        let mapper = Mapper::new(&mut store, &instance).map_err(|e| self.trapped(e, &store))?;
         sandbox::arm(&mut store, &self.limits);
         let settings: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let configured = mapper.call_configure(&mut store, &settings);
         store.data_mut().output.forward(|| self.info.log_name());
         match configured {
-            Ok(Ok(())) => Ok((Live { store, mapper }, reads)),
+            Ok(Ok(())) => Ok((Live { store, mapper }, instance)),
             Ok(Err(refusal)) => Err(format!("configure refused: {}", clip(&refusal))),
-            Err(e) => Err(trapped(e, &store)),
+            Err(e) => Err(self.trapped(e, &store)),
         }
     }
 
-    /// The `reads` export of a selective mapper (WIT 0.1.1 or later, or a
-    /// component that does not say which version it was built against).
-    fn reads_export(
-        &self,
-        store: &mut Store<State>,
-        instance: &wasmtime::component::Instance,
-    ) -> Option<wasmtime::component::TypedFunc<(), (Vec<String>,)>> {
+    /// What a failed call into `store` ran into, in words.
+    fn trapped(&self, error: wasmtime::Error, store: &Store<State>) -> String {
+        describe_trap(error, store, &self.limits).to_string()
+    }
+
+    /// What the `reads` export of a selective mapper (WIT 0.1.1 or later, or
+    /// a component that does not say which version it was built against)
+    /// returns; `None` for a plain mapper. Asked once, at load.
+    fn call_reads(&self, live: &mut Live, instance: &Instance) -> Result<Option<Vec<String>>, String> {
         let selective = self
             .info
             .wit_version
             .as_deref()
             .is_none_or(|v| version::core(v).is_some_and(|v| v >= version::SELECTIVE_SINCE));
-        let index = instance.get_export_index(&mut *store, None, "reads").filter(|_| selective)?;
-        instance.get_typed_func(&mut *store, index).ok()
+        let store = &mut live.store;
+        let Some(index) = instance.get_export_index(&mut *store, None, "reads").filter(|_| selective) else {
+            return Ok(None);
+        };
+        let Ok(func) = instance.get_typed_func::<(), (Vec<String>,)>(&mut *store, index) else { return Ok(None) };
+        sandbox::arm(store, &self.limits);
+        let called = func.call(&mut *store, ()).map(|(names,)| names);
+        store.data_mut().output.forward(|| self.info.log_name());
+        called.map(Some).map_err(|e| format!("reads: {}", self.trapped(e, store)))
     }
 
     /// Maps one finding. A failure of any kind poisons nothing: the instance
