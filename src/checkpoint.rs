@@ -15,6 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::{self, Access};
+
 /// The high-water mark.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -120,10 +122,11 @@ impl Checkpoint {
 
     /// Writes a state file atomically (temporary file, then rename).
     pub fn store(&self, path: &Path) -> Result<(), CheckpointError> {
-        let io = |source| CheckpointError::Io { action: "write", path: path.into(), source };
-        let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, self.to_json()).map_err(io)?;
-        std::fs::rename(&temporary, path).map_err(io)
+        atomic::write(path, self.to_json().as_bytes(), Access::Shared).map_err(|source| CheckpointError::Io {
+            action: "write",
+            path: path.into(),
+            source,
+        })
     }
 }
 

@@ -16,11 +16,12 @@
 //! let mut registry = Registry::with_defaults(Limits::default())?;
 //! let outcome = pipeline::run(records::split(&text)?, &mut registry, &Options::default());
 //! for assembled in &outcome.policies {
-//!     println!("{}", assembled.object.display_name());
+//!     println!("{}", assembled.object.object_name());
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod atomic;
 pub mod block;
 pub mod checkpoint;
 pub mod cli;

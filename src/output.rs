@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::atomic::{self, Access};
 use crate::policy::PolicyObject;
 
 /// A YAML multi-document stream, one document per object.
@@ -57,9 +58,7 @@ pub fn write_values(dir: &Path, objects: &[Value]) -> io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(&folder)?;
         let path = folder.join(format!("{name}.yaml"));
         let yaml = serde_yaml::to_string(object).map_err(io::Error::other)?;
-        let temporary = folder.join(format!(".{name}.yaml.tmp"));
-        std::fs::write(&temporary, yaml)?;
-        std::fs::rename(&temporary, &path)?;
+        atomic::write(&path, yaml.as_bytes(), Access::Shared)?;
         written.push(path);
     }
     Ok(written)

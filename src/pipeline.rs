@@ -255,8 +255,8 @@ impl<'r> Pipeline<'r> {
                 }
             }
             if let Some(warning) = &assembled.warning {
-                tracing::warn!(object = %assembled.object.display_name(), "{warning}");
-                self.report.warnings.push(format!("{}: {warning}", assembled.object.display_name()));
+                tracing::warn!(object = %assembled.object.object_name(), "{warning}");
+                self.report.warnings.push(format!("{}: {warning}", assembled.object.object_name()));
             }
             let versions = &self.options.versions;
             let mut problems = validate::validate_with(&assembled.object.to_value(), versions, guardrails);
@@ -272,7 +272,7 @@ impl<'r> Pipeline<'r> {
                 policies.push(assembled);
                 continue;
             }
-            let object = assembled.object.display_name();
+            let object = assembled.object.object_name().to_string();
             tracing::warn!(%object, problems = problems.len(), "generated policy failed validation");
             for id in &assembled.finding_ids {
                 self.report.skipped.push(Skip {

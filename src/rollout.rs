@@ -6,13 +6,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use crate::cluster::apply::Change;
 use crate::cluster::{Cluster, ClusterError};
 use crate::pipeline::Outcome;
-use crate::policy::{labels, lifecycle};
-use crate::reconcile::{self, Context, PruneRules};
+use crate::policy::{Inventory, ManagedPolicy};
+use crate::reconcile::{self, Change, Context, PruneRules, ReconcileError};
 
 /// The changes a run would make.
 #[derive(Debug, Default)]
@@ -20,27 +18,25 @@ pub struct Plan {
     /// In order; empty when `errors` is not.
     pub changes: Vec<Change>,
     /// Objects that would not be valid once merged: nothing may be written.
-    pub errors: Vec<String>,
+    pub errors: Vec<ReconcileError>,
     /// Namespaces that no longer exist, with how many policies they lost.
     pub gone_namespaces: Vec<(String, usize)>,
     /// Every object we manage, as read before planning.
-    pub existing: Vec<Value>,
+    pub existing: Inventory,
 }
 
 /// The objects of `outcome` as they will be applied: each carries the
 /// latest detection time of the findings behind it.
-pub fn desired(outcome: &Outcome) -> Vec<Value> {
+pub fn desired(outcome: &Outcome) -> Vec<ManagedPolicy> {
     let detected: HashMap<&str, DateTime<Utc>> = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     outcome
         .policies
         .iter()
         .map(|assembled| {
-            let mut object = assembled.object.to_value();
-            let latest = assembled.finding_ids.iter().filter_map(|id| detected.get(id.as_str())).max();
-            if let Some(latest) = latest {
-                lifecycle::set_annotation(&mut object, labels::LAST_DETECTED, Some(&lifecycle::timestamp(*latest)));
-            }
-            object
+            let mut policy = ManagedPolicy::from_object(assembled.object.clone());
+            policy.last_detected =
+                assembled.finding_ids.iter().filter_map(|id| detected.get(id.as_str())).max().copied();
+            policy
         })
         .collect()
 }
@@ -48,14 +44,14 @@ pub fn desired(outcome: &Outcome) -> Vec<Value> {
 /// What planning needs from the cluster, read.
 #[derive(Debug)]
 pub struct Gathered {
-    desired: Vec<Value>,
+    desired: Vec<ManagedPolicy>,
     gone_namespaces: Vec<(String, usize)>,
-    existing: Vec<Value>,
+    existing: Inventory,
 }
 
 /// Reads what planning `desired` needs: which namespaces still exist, and
 /// every object we manage.
-pub async fn gather(cluster: &Cluster, desired: Vec<Value>) -> Result<Gathered, ClusterError> {
+pub async fn gather(cluster: &Cluster, desired: Vec<ManagedPolicy>) -> Result<Gathered, ClusterError> {
     let (desired, gone_namespaces) = without_gone_namespaces(cluster, desired).await?;
     let existing = cluster.managed(None).await?;
     Ok(Gathered { desired, gone_namespaces, existing })
@@ -77,9 +73,9 @@ impl Gathered {
 /// policies each lost.
 async fn without_gone_namespaces(
     cluster: &Cluster,
-    desired: Vec<Value>,
-) -> Result<(Vec<Value>, Vec<(String, usize)>), ClusterError> {
-    let namespace_of = |o: &Value| o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    desired: Vec<ManagedPolicy>,
+) -> Result<(Vec<ManagedPolicy>, Vec<(String, usize)>), ClusterError> {
+    let namespace_of = |p: &ManagedPolicy| p.namespace.clone();
     let namespaces: BTreeSet<String> = desired.iter().filter_map(namespace_of).collect();
     let mut gone = BTreeSet::new();
     for namespace in namespaces {
@@ -87,7 +83,7 @@ async fn without_gone_namespaces(
             gone.insert(namespace);
         }
     }
-    let (kept, dropped): (Vec<Value>, Vec<Value>) =
+    let (kept, dropped): (Vec<ManagedPolicy>, Vec<ManagedPolicy>) =
         desired.into_iter().partition(|o| namespace_of(o).is_none_or(|ns| !gone.contains(&ns)));
     let counts = gone
         .into_iter()

@@ -5,9 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::block;
-use crate::policy::labels;
-use crate::policy::lifecycle::{Tuning, annotation, annotation_items, label};
+use crate::policy::block;
+use crate::policy::managed::BlockEntry;
+use crate::policy::{Found, Inventory, ObjectName, labels};
 
 /// One managed object, as `-o yaml|json` shows it.
 #[derive(Debug, Serialize)]
@@ -47,47 +47,71 @@ pub struct Row {
     pub excluded_namespaces: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     /// The entries of a block policy.
-    pub blocks: Vec<block::Entry>,
+    pub blocks: Vec<BlockEntry>,
     /// Its transitions, oldest first.
     pub history: Value,
 }
 
-/// The row of one managed object.
-pub fn row(object: &Value) -> Row {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
-    let list = |key| -> Vec<String> { annotation_items(object, key).collect() };
-    let finding_ids = list(labels::FINDING_IDS);
-    let tuning = Tuning::of(object);
-    let kind = text("/kind");
+/// The row of one managed policy.
+pub fn row(found: &Found) -> Row {
+    let policy = &found.policy;
+    let text = |key: &str| policy.label(key).unwrap_or("-").to_string();
     Row {
-        name: text("/metadata/name"),
-        namespace: object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-        source: label(object, labels::SOURCE).unwrap_or("-").to_string(),
-        category: label(object, labels::CATEGORY).unwrap_or("-").to_string(),
-        technique: label(object, labels::TECHNIQUE).unwrap_or("-").to_string(),
-        mode: if kind == "NetworkPolicy" {
-            "enforce".into()
-        } else {
-            label(object, labels::MODE).unwrap_or("-").into()
-        },
-        kind,
-        mode_since: annotation(object, labels::MODE_SINCE).map(str::to_string),
-        created: text("/metadata/creationTimestamp"),
-        indicators: list(labels::INDICATORS),
-        finding_count: annotation(object, labels::FINDING_COUNT)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(finding_ids.len()),
-        finding_ids,
-        excluded_binaries: tuning.binaries.into_iter().collect(),
-        excluded_namespaces: tuning.namespaces.into_iter().collect(),
-        blocks: block::entries_of(object).unwrap_or_default(),
-        history: annotation(object, labels::HISTORY).and_then(|h| serde_json::from_str(h).ok()).unwrap_or(Value::Null),
+        name: policy.name.clone(),
+        kind: policy.kind.as_str().to_string(),
+        namespace: policy.namespace.clone(),
+        source: text(labels::SOURCE),
+        category: text(labels::CATEGORY),
+        technique: text(labels::TECHNIQUE),
+        mode: text(labels::MODE),
+        mode_since: policy.mode_since.clone(),
+        created: created(&found.object),
+        indicators: policy.indicators().to_vec(),
+        finding_count: policy.findings(),
+        finding_ids: policy.finding_ids().to_vec(),
+        excluded_binaries: policy.tuning.binaries.iter().cloned().collect(),
+        excluded_namespaces: policy.tuning.namespaces.iter().cloned().collect(),
+        blocks: policy.blocks.valid().cloned().unwrap_or_default(),
+        history: policy.history.valid().and_then(|h| serde_json::to_value(h).ok()).unwrap_or(Value::Null),
     }
 }
 
-/// Rows of `objects`, sorted by namespace, name and kind.
-pub fn rows(objects: &[Value]) -> Vec<Row> {
-    let mut rows: Vec<Row> = objects.iter().map(row).collect();
+fn created(object: &Value) -> String {
+    object.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The row of a NetworkPolicy companion: always enforcing, listing the ranges it leaves out.
+fn companion_row(object: &Value) -> Row {
+    let name = ObjectName::of(object);
+    let field = |map: &str, key: &str| {
+        object.pointer(&format!("/metadata/{map}")).and_then(|m| m.get(key)).and_then(Value::as_str)
+    };
+    let label = |key: &str| field("labels", key).unwrap_or("-").to_string();
+    let indicators = field("annotations", labels::INDICATORS).unwrap_or_default();
+    Row {
+        name: name.name.to_string(),
+        kind: name.kind.to_string(),
+        namespace: name.namespace.map(str::to_string),
+        source: label(labels::SOURCE),
+        category: label(labels::CATEGORY),
+        technique: label(labels::TECHNIQUE),
+        mode: "enforce".into(),
+        mode_since: None,
+        created: created(object),
+        indicators: indicators.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        finding_count: 0,
+        finding_ids: Vec::new(),
+        excluded_binaries: Vec::new(),
+        excluded_namespaces: Vec::new(),
+        blocks: Vec::new(),
+        history: Value::Null,
+    }
+}
+
+/// The rows of everything we manage, sorted by namespace, name and kind.
+pub fn rows(inventory: &Inventory) -> Vec<Row> {
+    let mut rows: Vec<Row> =
+        inventory.policies.iter().map(row).chain(inventory.others.iter().map(companion_row)).collect();
     rows.sort_by(|a, b| (&a.namespace, &a.name, &a.kind).cmp(&(&b.namespace, &b.name, &b.kind)));
     rows
 }

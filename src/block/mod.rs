@@ -1,228 +1,278 @@
-//! Manual blocks (`block --ip/--port`, `unblock`): one policy per kind of
-//! target and scope, whose entries (value, reason, who, when, until when)
-//! live in an annotation, so the cluster alone knows what is blocked, why and
-//! until when. The policy follows the same audit → enforce path as generated
-//! ones; its NetworkPolicy companion (`--network-policy`) exists only while
-//! the block is enforced.
-//!
-//! The policies hook `tcp_connect` with a `sock` argument and match
-//! `DAddr` or `DPort`, as Tetragon's loader requires (see
-//! `../shared/reference/tetragon-policies.md`).
+//! A block or unblock request, from whichever door it came in (`block` and
+//! `unblock` on the command line, `POST /api/block` and `/api/unblock` on
+//! the server), turned into the changes that carry it out. Both doors share
+//! this code, so they share every guardrail, the audit default and the
+//! objects they write.
 
-pub mod network;
-pub mod request;
+use std::time::Duration;
 
-use std::collections::BTreeMap;
+use ipnet::IpNet;
+use serde_json::Value;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use crate::cluster::resource::Resource;
+use crate::cluster::{Cluster, ClusterError, managed_selector};
+use crate::guardrails::{Protected, check_ip, check_port, parse_ip, parse_port};
+use crate::policy::block::{Target, build, entry, upsert};
+use crate::policy::managed::BlockEntry;
+use crate::policy::{Found, ManagedPolicy, Mode, system_namespace_mode};
+use crate::reconcile::{Block, Change, Context, ReconcileError, block_changes, entries, rebuild_block};
 
-use crate::guardrails::Guardrails;
-use crate::policy::lifecycle::{self, annotation, timestamp};
-use crate::policy::{Kind, Mode, PolicyObject, guard, labels};
+/// Default cap on the entries of one block policy.
+pub const MAX_ENTRIES: usize = 256;
 
-/// Annotation: the entries of a block policy, as a JSON list.
-pub const ENTRIES: &str = "qualys-respond.io/blocks";
+/// Why a block or unblock request writes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// Values or the resulting policy refused: every reason, one per line.
+    #[error("{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    /// Nothing the request names is blocked.
+    #[error("nothing to unblock")]
+    NothingToUnblock {
+        /// The values that were not blocked.
+        warnings: Vec<String>,
+    },
+    /// The block policy as it would be written is not valid, or cannot keep its mode.
+    #[error(transparent)]
+    Invalid(ReconcileError),
+    /// A block policy of that name exists and is not ours.
+    #[error("{0} exists but is not managed by kubectl qualys-respond; it is left alone")]
+    NotManaged(String),
+    /// A block policy we made whose entries cannot be read.
+    #[error(transparent)]
+    Corrupt(ReconcileError),
+    /// The cluster could not be read.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
 
-/// What a block policy matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Target {
-    /// Destination addresses and CIDRs.
-    Ip,
+/// What to block, as parsed and checked for form (not yet for the cluster).
+#[derive(Debug, Clone, Default)]
+pub struct BlockRequest {
+    /// Destination ranges.
+    pub ips: Vec<IpNet>,
     /// Destination ports.
-    Port,
-}
-
-impl Target {
-    /// The policy's name.
-    pub fn policy_name(self) -> &'static str {
-        match self {
-            Target::Ip => "cdr-manual-block-ip",
-            Target::Port => "cdr-manual-block-port",
-        }
-    }
-
-    /// The category label.
-    pub fn category(self) -> &'static str {
-        match self {
-            Target::Ip => "manual-block-ip",
-            Target::Port => "manual-block-port",
-        }
-    }
-
-    /// MITRE ATT&CK: command and control over an application protocol, or a
-    /// non-standard port.
-    pub fn technique(self) -> &'static str {
-        match self {
-            Target::Ip => "T1071",
-            Target::Port => "T1571",
-        }
-    }
-
-    fn operator(self) -> &'static str {
-        match self {
-            Target::Ip => "DAddr",
-            Target::Port => "DPort",
-        }
-    }
-
-    /// The target of a block policy object, from its name.
-    pub fn of(object: &Value) -> Option<Target> {
-        let name = object.pointer("/metadata/name").and_then(Value::as_str)?;
-        [Target::Ip, Target::Port].into_iter().find(|t| t.policy_name() == name)
-    }
-}
-
-/// One blocked value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    /// A canonical CIDR or a port.
-    pub value: String,
-    /// Why.
+    pub ports: Vec<u16>,
+    /// Why, recorded with each entry.
     pub reason: String,
-    /// Who blocked it.
-    pub by: String,
-    /// When (RFC 3339).
-    pub at: String,
-    /// When it expires (RFC 3339), if ever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    /// Entries expire after this long.
+    pub ttl: Option<Duration>,
+    /// Mode of a new block policy (an existing one keeps its mode).
+    pub action: Option<Mode>,
+    /// One namespace (a TracingPolicyNamespaced), or every container.
+    pub namespace: Option<String>,
+    /// Also a NetworkPolicy in the namespace while enforced.
+    pub network_policy: bool,
+    /// Override the forceable refusals.
+    pub force: bool,
+    /// Most entries one block policy may hold.
+    pub max_entries: usize,
+    /// Further ranges that must never be blocked, with how the user named them.
+    pub protect: Vec<(IpNet, String)>,
 }
 
-impl Entry {
-    /// True when the entry's TTL has run out at `now`.
-    pub fn expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t.with_timezone(&Utc) <= now)
-    }
+/// What to unblock.
+#[derive(Debug, Clone, Default)]
+pub struct UnblockRequest {
+    /// Ranges, as blocked.
+    pub ips: Vec<IpNet>,
+    /// Ports.
+    pub ports: Vec<u16>,
+    /// Every entry of the block policies in scope.
+    pub all: bool,
+    /// The namespace the block was made in, or the cluster-wide block.
+    pub namespace: Option<String>,
 }
 
-/// The entries of a block policy in the cluster.
-pub fn entries_of(object: &Value) -> Result<Vec<Entry>, String> {
-    match annotation(object, ENTRIES) {
-        None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(text).map_err(|e| format!("its {ENTRIES} annotation is not valid: {e}")),
-    }
+/// The changes a request makes, and what the operator should hear.
+#[derive(Debug)]
+pub struct Planned {
+    /// In order.
+    pub changes: Vec<Change>,
+    /// Values that were not blocked, and the like.
+    pub warnings: Vec<String>,
 }
 
-/// Adds or refreshes entries (a value blocked again takes the new reason and TTL).
-pub fn upsert(entries: &mut Vec<Entry>, new: Vec<Entry>) {
-    for entry in new {
-        match entries.iter_mut().find(|e| e.value == entry.value) {
-            Some(old) => *old = entry,
-            None => entries.push(entry),
-        }
-    }
-    entries.sort_by(|a, b| value_order(&a.value, &b.value));
+/// Parses addresses (or CIDRs) and ports; every value that does not parse
+/// is a refusal.
+pub fn parse_values(ips: &[String], ports: &[String]) -> Result<(Vec<IpNet>, Vec<u16>), BlockError> {
+    let mut refusals = Vec::new();
+    let ips = ips.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
+    let ports = ports.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e)).ok()).collect();
+    if refusals.is_empty() { Ok((ips, ports)) } else { Err(BlockError::Refused(refusals)) }
 }
 
-fn value_order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<u16>(), b.parse::<u16>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => match (a.parse::<ipnet::IpNet>(), b.parse::<ipnet::IpNet>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => a.cmp(b),
-        },
-    }
+fn resource_for(namespace: Option<&str>) -> Resource {
+    if namespace.is_some() { Resource::TracingPolicyNamespaced } else { Resource::TracingPolicy }
 }
 
-/// Where a block applies: the whole cluster's containers, or one namespace.
-pub fn kind_for(namespace: Option<&str>) -> Kind {
-    if namespace.is_some() { Kind::TracingPolicyNamespaced } else { Kind::TracingPolicy }
-}
-
-/// The block policy for `entries` (which must not be empty), in `mode`.
-/// `network_policy` records that the block also wants a NetworkPolicy.
-pub fn build(
-    target: Target,
-    entries: &[Entry],
-    namespace: Option<&str>,
-    mode: Mode,
-    network_policy: bool,
-    guardrails: &Guardrails,
-) -> Value {
-    let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
-    let mut spec = json!({
-        "kprobes": [{
-            "call": "tcp_connect",
-            "syscall": false,
-            "args": [{"index": 0, "type": "sock"}],
-            "selectors": [{
-                "matchArgs": [{"index": 0, "operator": target.operator(), "values": values}],
-                "matchActions": [{"action": Mode::Sigkill.action()}],
-            }],
-        }],
-    });
-    guard::apply(&mut spec, namespace.is_none(), guardrails);
-    let enforce_actions = lifecycle::enforce_actions(&spec);
-    mode.apply(&mut spec);
-    let object = PolicyObject {
-        kind: kind_for(namespace),
-        name: target.policy_name().to_string(),
-        namespace: namespace.map(str::to_string),
-        labels: BTreeMap::from([
-            (labels::MANAGED_BY.to_string(), labels::MANAGER.to_string()),
-            (labels::CATEGORY.to_string(), target.category().to_string()),
-            (labels::TECHNIQUE.to_string(), target.technique().to_string()),
-            (labels::MODE.to_string(), mode.label().to_string()),
-            (labels::SOURCE.to_string(), "block".to_string()),
-        ]),
-        annotations: BTreeMap::from([
-            (ENTRIES.to_string(), serde_json::to_string(entries).unwrap_or_default()),
-            (labels::INDICATORS.to_string(), values.join(",")),
-            (labels::ENFORCE_ACTIONS.to_string(), serde_json::to_string(&enforce_actions).unwrap_or_default()),
-        ]),
-        spec,
+/// The block policy of `target` in scope, if there is one (and it is ours).
+async fn current(cluster: &Cluster, target: Target, namespace: Option<&str>) -> Result<Option<Found>, BlockError> {
+    let Some(object) = cluster.get(resource_for(namespace), namespace, target.policy_name()).await? else {
+        return Ok(None);
     };
-    let mut value = object.to_value();
-    if network_policy {
-        lifecycle::set_annotation(&mut value, labels::NETWORK_POLICY, Some("true"));
+    let policy = ManagedPolicy::from_value(&object)
+        .ok_or_else(|| BlockError::NotManaged(crate::policy::ObjectName::of(&object).to_string()))?;
+    if !policy.is_managed() {
+        return Err(BlockError::NotManaged(policy.to_string()));
     }
-    value
+    Ok(Some(Found { policy, object }))
 }
 
-/// A new entry made now by `by`.
-pub fn entry(value: String, reason: &str, by: &str, now: DateTime<Utc>, ttl: Option<std::time::Duration>) -> Entry {
-    let expires = ttl.and_then(|ttl| chrono::Duration::from_std(ttl).ok()).map(|ttl| timestamp(now + ttl));
-    Entry { value, reason: reason.to_string(), by: by.to_string(), at: timestamp(now), expires }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::validate::{TetragonVersion, validate};
-
-    #[test]
-    fn block_policies_pass_the_crds_and_the_loader_in_both_modes() {
-        let now = Utc::now();
-        let ips = vec![entry("203.0.113.7/32".into(), "c2", "alice", now, None)];
-        let ports = vec![entry("4444".into(), "shell", "alice", now, None), entry("6666".into(), "", "bob", now, None)];
-        for mode in [Mode::Post, Mode::Sigkill] {
-            for namespace in [None, Some("payments")] {
-                for (target, entries) in [(Target::Ip, &ips), (Target::Port, &ports)] {
-                    let object = build(target, entries, namespace, mode, false, &Guardrails::default());
-                    assert_eq!(validate(&object, TetragonVersion::ALL), vec![], "{object}");
-                }
-            }
+/// The NetworkPolicies we manage in the block's namespace, read only for an
+/// IP block with `--network-policy` (so a cluster without companions needs
+/// no right to read them).
+async fn companions(
+    cluster: &Cluster,
+    target: Target,
+    namespace: Option<&str>,
+    network_policy: bool,
+) -> Result<Vec<Value>, BlockError> {
+    Ok(match namespace {
+        Some(ns) if target == Target::Ip && network_policy => {
+            cluster.list(Resource::NetworkPolicy, Some(ns), &managed_selector()).await?
         }
-        let object = build(Target::Port, &ports, None, Mode::Post, false, &Guardrails::default());
-        assert_eq!(object["spec"]["kprobes"][0]["selectors"][0]["matchArgs"][0]["values"], json!(["4444", "6666"]));
-        assert_eq!(object["spec"]["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
-        assert_eq!(entries_of(&object).unwrap(), ports);
-    }
+        _ => Vec::new(),
+    })
+}
 
-    #[test]
-    fn entries_expire_and_are_refreshed() {
-        let now = Utc::now();
-        let mut entries = vec![entry("4444".into(), "a", "x", now, Some(std::time::Duration::from_secs(60)))];
-        assert!(!entries[0].expired(now));
-        assert!(entries[0].expired(now + chrono::Duration::minutes(2)));
-        upsert(&mut entries, vec![entry("4444".into(), "b", "y", now, None), entry("22".into(), "c", "y", now, None)]);
-        assert_eq!(entries.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), ["22", "4444"]);
-        assert_eq!(entries[1].expires, None);
+fn entries_of(found: &Found) -> Result<Vec<BlockEntry>, BlockError> {
+    entries(&found.policy).map_err(BlockError::Corrupt)
+}
+
+/// The changes that add `request`'s values to the block policies, checked
+/// against `protected` (the cluster's guardrails) and validated.
+pub async fn plan_block(
+    cluster: &Cluster,
+    request: &BlockRequest,
+    protected: &Protected,
+    context: &Context,
+) -> Result<Planned, BlockError> {
+    let mut protected = protected.clone();
+    for (net, named) in &request.protect {
+        protected.range(*net, format!("--protect {named}"), false);
     }
+    let mut refusals: Vec<String> =
+        request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).collect();
+    refusals.extend(request.ports.iter().filter_map(|port| check_port(*port, &protected, request.force)));
+    if !refusals.is_empty() {
+        return Err(BlockError::Refused(refusals));
+    }
+    // A forced block was allowed past the forceable refusals above; the
+    // policy check must not bring them back.
+    let forced;
+    let context = if request.force {
+        let mut stripped = context.clone();
+        stripped.guardrails.protected = context.guardrails.protected.without_forceable();
+        forced = stripped;
+        &forced
+    } else {
+        context
+    };
+    let namespace = request.namespace.as_deref();
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    let wanted = [
+        (Target::Ip, request.ips.iter().map(IpNet::to_string).collect::<Vec<_>>()),
+        (Target::Port, request.ports.iter().map(u16::to_string).collect::<Vec<_>>()),
+    ];
+    for (target, values) in wanted.into_iter().filter(|(_, v)| !v.is_empty()) {
+        let old = current(cluster, target, namespace).await?;
+        let mut entries = match &old {
+            Some(old) => entries_of(old)?,
+            None => Vec::new(),
+        };
+        entries.retain(|e| !e.expired(context.now));
+        let new_entries = values
+            .into_iter()
+            .map(|value| entry(value, &request.reason, &context.actor, context.now, request.ttl))
+            .collect();
+        upsert(&mut entries, new_entries);
+        if entries.len() > request.max_entries {
+            return Err(BlockError::Refused(vec![format!(
+                "{} would hold {} entries, more than --max-entries {}; unblock some or raise the limit",
+                target.policy_name(),
+                entries.len(),
+                request.max_entries
+            )]));
+        }
+        let existing_mode = old.as_ref().and_then(|old| old.policy.mode());
+        if let (Some(existing_mode), Some(wanted_mode)) = (existing_mode, request.action)
+            && existing_mode != wanted_mode
+        {
+            let verb = if wanted_mode == Mode::Sigkill { "promote" } else { "demote" };
+            return Err(BlockError::Refused(vec![format!(
+                "{} is in {} mode; {verb} it (kubectl qualys-respond {verb} {}) or leave out --action",
+                target.policy_name(),
+                existing_mode.label(),
+                target.policy_name()
+            )]));
+        }
+        let mode = match existing_mode {
+            Some(mode) => mode,
+            None => {
+                let (mode, warning) =
+                    system_namespace_mode(namespace, request.action.unwrap_or_default(), &context.guardrails);
+                warnings.extend(warning);
+                mode
+            }
+        };
+        let network = request.network_policy || old.as_ref().is_some_and(|old| old.policy.network_policy);
+        let mut new = build(target, &entries, namespace, mode, network && target == Target::Ip, &context.guardrails);
+        match &old {
+            Some(old) => new.carry_over(&old.policy).map_err(|e| BlockError::Invalid(e.into()))?,
+            None => new.record("created", &context.actor, context.now),
+        }
+        let new = Block::checked(new, context).map_err(BlockError::Invalid)?;
+        let existing = companions(cluster, target, namespace, network).await?;
+        changes.extend(block_changes(old.as_ref(), Some(new), &existing, ""));
+    }
+    Ok(Planned { changes, warnings })
+}
+
+/// The changes that remove `request`'s values: a block policy shrinks, or
+/// goes (with its NetworkPolicy) with its last entry.
+pub async fn plan_unblock(
+    cluster: &Cluster,
+    request: &UnblockRequest,
+    context: &Context,
+) -> Result<Planned, BlockError> {
+    let namespace = request.namespace.as_deref();
+    let ips: Vec<String> = request.ips.iter().map(IpNet::to_string).collect();
+    let ports: Vec<String> = request.ports.iter().map(u16::to_string).collect();
+    let mut changes = Vec::new();
+    let mut not_blocked: Vec<String> = Vec::new();
+    let mut removed = 0;
+    for (target, values) in [(Target::Ip, &ips), (Target::Port, &ports)] {
+        if values.is_empty() && !request.all {
+            continue;
+        }
+        let Some(old) = current(cluster, target, namespace).await? else {
+            not_blocked.extend(values.iter().cloned());
+            continue;
+        };
+        let (gone, kept): (Vec<BlockEntry>, Vec<BlockEntry>) =
+            entries_of(&old)?.into_iter().partition(|e| request.all || values.contains(&e.value));
+        not_blocked.extend(values.iter().filter(|v| !gone.iter().any(|e| &e.value == *v)).cloned());
+        if gone.is_empty() {
+            continue;
+        }
+        removed += gone.len();
+        let reason = format!("unblocked: {}", gone.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join(", "));
+        let new = if kept.is_empty() {
+            None
+        } else {
+            let mut rebuilt = rebuild_block(&old.policy, kept, context).map_err(BlockError::Invalid)?;
+            rebuilt.record("unblocked", &context.actor, context.now);
+            Some(Block::checked(rebuilt, context).map_err(BlockError::Invalid)?)
+        };
+        let existing = companions(cluster, target, namespace, old.policy.network_policy).await?;
+        changes.extend(block_changes(Some(&old), new, &existing, &reason));
+    }
+    let scope = namespace.map(|n| format!(" in {n}")).unwrap_or_default();
+    let warnings = not_blocked.iter().map(|value| format!("{value} was not blocked{scope}")).collect();
+    if removed == 0 {
+        return Err(BlockError::NothingToUnblock { warnings });
+    }
+    Ok(Planned { changes, warnings })
 }

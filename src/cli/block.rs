@@ -1,6 +1,6 @@
 //! `block` and `unblock`: manual blocks of destination addresses and ports,
 //! checked against the guardrails, applied in audit mode first like every
-//! other policy. The work is [`crate::block::request`]'s, shared with
+//! other policy. The work is [`crate::block`]'s, shared with
 //! `serve`'s `/api/block` and `/api/unblock`.
 
 use std::time::Duration;
@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::Args;
 
+use super::cluster;
 use super::cluster::WriteArgs;
-use super::{Exit, cluster};
-use crate::block::request::{self, BlockError, BlockRequest, MAX_ENTRIES, UnblockRequest, parse_values};
+use super::exit::Exit;
+use crate::block::{self, BlockError, BlockRequest, MAX_ENTRIES, UnblockRequest, parse_values};
 use crate::cluster::Cluster;
 use crate::guardrails::parse_ip;
 use crate::policy::Mode;
@@ -116,7 +117,9 @@ pub struct UnblockArgs {
 fn refused(error: BlockError) -> anyhow::Result<Exit> {
     match error {
         BlockError::Refused(reasons) => Ok(cluster::refuse(&reasons)),
-        BlockError::NotManaged(_) | BlockError::Corrupt { .. } => Ok(cluster::refuse(&[error.to_string()])),
+        BlockError::Invalid(_) | BlockError::NotManaged(_) | BlockError::Corrupt(_) => {
+            Ok(cluster::refuse(&[error.to_string()]))
+        }
         BlockError::NothingToUnblock { warnings } => {
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             anyhow::bail!("nothing to unblock")
@@ -160,7 +163,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
         cluster.ensure_tetragon().await?;
         let protected = cluster.protected().await?;
         let context = context(&cluster, &args.write, Some(protected.clone())).await;
-        let planned = match request::plan_block(&cluster, &request, &protected, &context).await {
+        let planned = match block::plan_block(&cluster, &request, &protected, &context).await {
             Ok(planned) => planned,
             Err(error) => return refused(error),
         };
@@ -179,8 +182,7 @@ pub fn unblock(args: UnblockArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
         let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
-        let planned = match request::plan_unblock(&cluster, &request, &context(&cluster, &args.write, None).await).await
-        {
+        let planned = match block::plan_unblock(&cluster, &request, &context(&cluster, &args.write, None).await).await {
             Ok(planned) => planned,
             Err(error) => return refused(error),
         };

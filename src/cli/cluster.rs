@@ -3,9 +3,11 @@
 
 use anyhow::Context;
 
-use super::{Exit, print_stdout};
-use crate::cluster::apply::{Change, DryRun, Report, execute};
+use super::exit::Exit;
+use super::io::print_stdout;
+use crate::cluster::apply::{DryRun, Report, execute};
 use crate::cluster::{Cluster, KubeArgs};
+use crate::reconcile::Change;
 
 /// The flags of every command that writes to the cluster.
 #[derive(Debug, clap::Args)]
@@ -51,7 +53,7 @@ pub async fn carry_out(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun)
 }
 
 /// Exit code after errors found while planning: print them, write nothing.
-pub fn refuse(errors: &[String]) -> Exit {
+pub fn refuse(errors: &[impl std::fmt::Display]) -> Exit {
     for error in errors {
         eprintln!("error: {error}");
     }

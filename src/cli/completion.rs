@@ -1,9 +1,10 @@
 //! `completion bash|zsh|fish`: the shell completion script, from the same
 //! clap definitions the parser uses.
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 
-use super::{Cli, Exit, print_stdout};
+use super::exit::Exit;
+use super::io::print_stdout;
 
 /// The shells we write completions for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,14 +33,13 @@ pub struct CompletionArgs {
     shell: Shell,
 }
 
-/// Prints the script.
-pub fn run(args: CompletionArgs) -> anyhow::Result<Exit> {
+/// Prints the script for `command`, the whole command line as clap defines it.
+pub fn run(args: CompletionArgs, mut command: clap::Command) -> anyhow::Result<Exit> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "kubectl-qualys_respond", &mut script);
     print_stdout(&String::from_utf8_lossy(&script))?;

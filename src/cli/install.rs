@@ -9,12 +9,13 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::cluster::{self, WriteArgs};
-use super::{Exit, print_stdout};
-use crate::cluster::apply::Change;
+use super::exit::Exit;
+use super::io::print_stdout;
 use crate::install::{Install, InstallMode};
 use crate::output;
 use crate::policy::Mode;
 use crate::qualys::platform::Platform;
+use crate::reconcile::Change;
 
 /// Print the manifests that run kubectl-qualys-respond in a cluster.
 ///
@@ -195,7 +196,7 @@ pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Exit> {
     runtime.block_on(async {
         let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
-        let managed = cluster.managed(None).await?;
+        let managed: Vec<serde_json::Value> = cluster.managed(None).await?.into_objects().collect();
         if managed.is_empty() {
             eprintln!("no managed policies found");
             return Ok(Exit::Ok);

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::Value;
 
+use super::cluster;
 use super::cluster::WriteArgs;
-use super::{Exit, cluster};
-use crate::cluster::apply::Change;
-use crate::policy::lifecycle::{self, Tuning, annotation, label, name_of};
+use super::exit::Exit;
+use crate::policy::managed::Tuning;
 use crate::policy::validate::TetragonVersion;
-use crate::policy::{Mode, labels};
-use crate::reconcile::{self, block_changes};
+use crate::policy::{Found, ManagedPolicy, Mode};
+use crate::reconcile::{self, Block, Change, ReconcileError, block_changes};
 
 /// Which policies a lifecycle command acts on.
 #[derive(Debug, Args)]
@@ -74,21 +73,10 @@ pub struct TuneArgs {
     write: WriteArgs,
 }
 
-fn is_tracing_policy(object: &Value) -> bool {
-    object.get("kind").and_then(Value::as_str).is_some_and(|k| k.starts_with("TracingPolicy"))
-}
-
-fn name(object: &Value) -> &str {
-    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
-}
-
-/// The changes that take `old` to `new`, with a block's NetworkPolicy companion.
-fn changes_for(old: &Value, new: Value, existing: &[Value]) -> Vec<Change> {
-    if label(old, labels::SOURCE) == Some("block") {
-        block_changes(Some(old), Some(new), existing, "")
-    } else {
-        vec![Change::Apply { desired: new, existing: Some(old.clone()) }]
-    }
+/// The changes that write `new`, checked, over `old`: a block policy brings
+/// its NetworkPolicy companion along.
+fn changes_for(old: &Found, new: Block, others: &[serde_json::Value]) -> Vec<Change> {
+    block_changes(Some(old), Some(new), others, "")
 }
 
 /// `promote` (to `Mode::Sigkill`) or `demote` (to `Mode::Post`).
@@ -101,8 +89,8 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
         let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster.managed(args.namespace.as_deref()).await?;
-        let policies: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o)).collect();
-        let missing: Vec<&String> = args.names.iter().filter(|n| !policies.iter().any(|p| name(p) == *n)).collect();
+        let missing: Vec<&String> =
+            args.names.iter().filter(|n| !existing.policies.iter().any(|f| &f.policy.name == *n)).collect();
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
             anyhow::bail!("no managed TracingPolicy named {} (see kubectl qualys-respond status)", names.join(", "));
@@ -116,33 +104,33 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
         let now = context.now;
         let mut changes = Vec::new();
         let mut errors = Vec::new();
-        for old in policies.into_iter().filter(|p| args.all || args.names.iter().any(|n| n == name(p))) {
-            if lifecycle::mode_of(old) == Some(mode) {
-                eprintln!("{} is already {verb}", name_of(old));
+        for old in existing.policies.iter().filter(|f| args.all || args.names.contains(&f.policy.name)) {
+            let policy = &old.policy;
+            if policy.mode() == Some(mode) {
+                eprintln!("{policy} is already {verb}");
                 continue;
             }
             if let Some(min) = args.older_than
-                && !older_than(old, min, now)
+                && !older_than(policy, min, now)
             {
-                eprintln!("{} skipped: in its mode for less than {}", name_of(old), humantime::format_duration(min));
+                eprintln!("{policy} skipped: in its mode for less than {}", humantime::format_duration(min));
                 continue;
             }
-            let namespace = old.pointer("/metadata/namespace").and_then(Value::as_str);
+            let namespace = policy.namespace.as_deref();
             if let Some(ns) = namespace.filter(|ns| mode == Mode::Sigkill && context.guardrails.is_system(ns)) {
                 errors.push(format!(
-                    "{} is in the system namespace {ns}, where policies stay in audit mode; pass --allow-enforce-in {ns} to enforce there",
-                    name_of(old)
+                    "{policy} is in the system namespace {ns}, where policies stay in audit mode; pass --allow-enforce-in {ns} to enforce there"
                 ));
                 continue;
             }
-            let mut new = old.clone();
-            let switched = lifecycle::set_mode(&mut new, mode).map_err(|e| e.to_string()).and_then(|()| {
-                lifecycle::record(&mut new, event, &context.actor, now);
-                reconcile::check(&new, &context)
+            let mut new = policy.clone();
+            let switched = new.set_mode(mode).map_err(ReconcileError::from).and_then(|()| {
+                new.record(event, &context.actor, now);
+                Block::checked(new, &context)
             });
             match switched {
-                Ok(()) => changes.extend(changes_for(old, new, &existing)),
-                Err(error) => errors.push(error),
+                Ok(new) => changes.extend(changes_for(old, new, &existing.others)),
+                Err(error) => errors.push(error.to_string()),
             }
         }
         if !errors.is_empty() {
@@ -153,11 +141,8 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
     })
 }
 
-fn older_than(object: &Value, min: Duration, now: DateTime<Utc>) -> bool {
-    let since = annotation(object, labels::MODE_SINCE)
-        .or_else(|| object.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    since.is_some_and(|t| now.signed_duration_since(t.with_timezone(&Utc)).to_std().is_ok_and(|age| age > min))
+fn older_than(policy: &ManagedPolicy, min: Duration, now: DateTime<Utc>) -> bool {
+    policy.in_mode_since().is_some_and(|t| now.signed_duration_since(t).to_std().is_ok_and(|age| age > min))
 }
 
 /// `tune`.
@@ -166,34 +151,35 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
         let cluster = args.write.connect().await?;
         cluster.ensure_tetragon().await?;
         let existing = cluster.managed(args.namespace.as_deref()).await?;
-        let found: Vec<&Value> = existing.iter().filter(|o| is_tracing_policy(o) && name(o) == args.name).collect();
+        let found: Vec<&Found> = existing.policies.iter().filter(|f| f.policy.name == args.name).collect();
         let old = match found.as_slice() {
             [] => anyhow::bail!("no managed TracingPolicy named {} (see kubectl qualys-respond status)", args.name),
             [one] => *one,
             several => anyhow::bail!(
                 "{} names several policies ({}); pass -n NAMESPACE",
                 args.name,
-                several.iter().map(|o| name_of(o)).collect::<Vec<_>>().join(", ")
+                several.iter().map(|f| f.policy.to_string()).collect::<Vec<_>>().join(", ")
             ),
         };
-        let mut tuning = Tuning::of(old);
+        let mut tuning = old.policy.tuning.clone();
         tuning.extend(Tuning {
             binaries: args.exclude_binary.iter().cloned().collect::<BTreeSet<_>>(),
             namespaces: args.exclude_namespace.iter().cloned().collect::<BTreeSet<_>>(),
         });
-        let mut new = old.clone();
-        tuning.apply(&mut new)?;
+        let mut new = old.policy.clone();
+        new.tune(&tuning)?;
         let context = reconcile::Context {
             actor: cluster.actor().await,
             now: Utc::now(),
             versions: TetragonVersion::ALL.to_vec(),
             guardrails: args.write.guard.guardrails(),
         };
-        lifecycle::record(&mut new, "tuned", &context.actor, context.now);
-        if let Err(error) = reconcile::check(&new, &context) {
-            return Ok(cluster::refuse(&[error]));
-        }
-        cluster::carry_out(&cluster, changes_for(old, new, &existing), args.write.dry_run).await?;
+        new.record("tuned", &context.actor, context.now);
+        let new = match Block::checked(new, &context) {
+            Ok(new) => new,
+            Err(error) => return Ok(cluster::refuse(&[error])),
+        };
+        cluster::carry_out(&cluster, changes_for(old, new, &existing.others), args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }

@@ -16,7 +16,9 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Exit, print_stdout, read_input};
+use super::exit::Exit;
+use super::io::{print_stdout, read_input};
+use crate::policy::ObjectName;
 use crate::policy::validate::{self, Problem, TetragonVersion, Weight};
 
 /// The oracle's name on PATH (`tests/oracle`, built with Go).
@@ -304,12 +306,8 @@ fn judge(oracle: &Path, objects: &[Object], findings: &mut Vec<Finding>) -> anyh
 }
 
 fn object_label(object: &Value, index: usize) -> String {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("?");
-    let name = object.pointer("/metadata/name").and_then(Value::as_str);
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-    match (namespace, name) {
-        (Some(ns), Some(name)) => format!("{kind}/{ns}/{name}"),
-        (None, Some(name)) => format!("{kind}/{name}"),
-        (_, None) => format!("{kind} (document {})", index + 1),
+    match object.pointer("/metadata/name") {
+        Some(_) => ObjectName::of(object).to_string(),
+        None => format!("{} (document {})", ObjectName::of(object).kind, index + 1),
     }
 }

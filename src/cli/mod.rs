@@ -9,6 +9,7 @@ mod election;
 mod exit;
 mod guard;
 mod install;
+mod io;
 mod lifecycle;
 mod lint;
 mod mappers;
@@ -110,7 +111,7 @@ impl Cli {
             Command::Send(args) => send::run(*args),
             Command::Install(args) => install::install(*args),
             Command::Uninstall(args) => install::uninstall(*args),
-            Command::Completion(args) => completion::run(args),
+            Command::Completion(args) => completion::run(args, <Cli as clap::CommandFactory>::command()),
         }
     }
 }
@@ -133,21 +134,6 @@ pub fn default_to_sync(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
         }
     }
     args
-}
-
-/// Reads a file, or stdin for `-`.
-fn read_input(path: &std::path::Path) -> std::io::Result<String> {
-    if path.as_os_str() == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) }
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
 }
 
 #[cfg(test)]

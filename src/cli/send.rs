@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Exit, read_input};
+use super::exit::Exit;
+use super::io::read_input;
 use crate::qualys::records;
 use crate::serve::auth::{SECRET_ENV, parse_secrets};
 use crate::signature::{self, Secret};

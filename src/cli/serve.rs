@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::Exit;
+use super::exit::Exit;
 use super::guard::GuardArgs;
 use super::mappers::MapperArgs;
 use super::reputation::ReputationArgs;
-use crate::block::request::MAX_ENTRIES;
+use crate::block::MAX_ENTRIES;
 use crate::cluster::{Cluster, KubeArgs};
 use crate::guardrails::{Protected, parse_ip};
 use crate::pipeline::Options;

@@ -3,9 +3,10 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use serde_json::Value;
 
-use super::{Exit, cluster, print_stdout};
+use super::cluster;
+use super::exit::Exit;
+use super::io::print_stdout;
 use crate::cluster::{Cluster, KubeArgs};
 use crate::status::{Row, rows};
 
@@ -108,25 +109,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
         let cluster = Cluster::connect(&args.kube).await?;
         cluster.ensure_tetragon().await?;
         let namespace = args.namespace.as_deref().filter(|_| !args.all_namespaces);
-        let mut objects = cluster.managed(namespace).await?;
+        let mut rows = rows(&cluster.managed(namespace).await?);
         if !args.names.is_empty() {
-            objects.retain(|o| {
-                let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                args.names.iter().any(|n| n == name)
-            });
-            let missing: Vec<&String> = args
-                .names
-                .iter()
-                .filter(|n| !objects.iter().any(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(n)))
-                .collect();
+            let missing: Vec<&str> =
+                args.names.iter().filter(|n| !rows.iter().any(|r| &r.name == *n)).map(String::as_str).collect();
             if !missing.is_empty() {
-                anyhow::bail!(
-                    "no managed policy named {}",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                );
+                anyhow::bail!("no managed policy named {}", missing.join(", "));
             }
+            rows.retain(|r| args.names.contains(&r.name));
         }
-        let rows = rows(&objects);
         let text = match args.output {
             Format::Table if rows.is_empty() => "No managed policies found.\n".to_string(),
             Format::Table => table(&rows),

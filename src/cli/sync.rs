@@ -8,14 +8,16 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
+use super::cluster;
+use super::exit::Exit;
 use super::guard::GuardArgs;
+use super::io::{print_stdout, read_input};
 use super::mappers::MapperArgs;
 use super::reputation::ReputationArgs;
-use super::{Exit, cluster, print_stdout, read_input};
 use std::sync::{Arc, RwLock};
 
 use crate::checkpoint::Checkpoint;
-use crate::cluster::apply::{Change, DryRun};
+use crate::cluster::apply::DryRun;
 use crate::cluster::{Cluster, KubeArgs, lease};
 use crate::finding::{ClusterScope, category_key};
 use crate::guardrails::Guardrails;
@@ -28,6 +30,7 @@ use crate::qualys::client::{Client, ClientConfig, FindingsQuery};
 use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
+use crate::reconcile::Change;
 use crate::reputation::Judge;
 use crate::sync::{self, Fetched, Source};
 use crate::{reconcile, rollout};
@@ -490,7 +493,7 @@ impl Run<'_> {
         cluster: &Cluster,
         registry: &Registry,
         outcome: &crate::pipeline::Outcome,
-    ) -> anyhow::Result<Result<Vec<Change>, Vec<String>>> {
+    ) -> anyhow::Result<Result<Vec<Change>, Vec<reconcile::ReconcileError>>> {
         let context = reconcile::Context {
             actor: cluster.actor().await,
             now: Utc::now(),

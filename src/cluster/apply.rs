@@ -2,7 +2,7 @@
 //! at a time, and telling the operator what happened to each, as kubectl
 //! does (`created`, `configured`, `unchanged`, `deleted`).
 //!
-//! Every object was validated before it gets here. The first refusal stops
+//! The changes are planned by [`crate::reconcile`]. Every object was validated before it gets here. The first refusal stops
 //! the run: the report then lists what was applied before it and what was
 //! not, so nothing is half-applied without the operator knowing exactly how.
 
@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::connect::Cluster;
 use super::error::ClusterError;
 use super::resource::{Resource, display};
-use crate::policy::lifecycle;
+use crate::policy::labels;
+use crate::reconcile::Change;
 
 /// `--dry-run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -27,32 +28,11 @@ pub enum DryRun {
     Server,
 }
 
-/// One wanted change.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// Apply `desired`; `existing` is what the cluster held when the change was planned.
-    Apply {
-        /// The object as we want it.
-        desired: Value,
-        /// The object as the cluster had it.
-        existing: Option<Value>,
-    },
-    /// Delete `existing`, for `reason`.
-    Delete {
-        /// The object as the cluster had it.
-        existing: Value,
-        /// Why (expired, no mapper, …).
-        reason: String,
-    },
-}
-
-impl Change {
-    /// The object's display name.
-    pub fn name(&self) -> String {
-        match self {
-            Change::Apply { desired, .. } => display(desired),
-            Change::Delete { existing, .. } => display(existing),
-        }
+/// The object a change is about, as kubectl names it.
+pub(super) fn change_name(change: &Change) -> String {
+    match change {
+        Change::Apply { desired, .. } => display(desired),
+        Change::Delete { existing, .. } => display(existing),
     }
 }
 
@@ -157,8 +137,9 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
                 match guarded(cluster, desired, existing.as_ref()).await {
                     Ok(body) => Some(body),
                     Err(error) => {
-                        report.failed = Some((change.name(), error));
-                        report.pending = changes.iter().map(Change::name).filter(|n| *n != change.name()).collect();
+                        report.failed = Some((change_name(change), error));
+                        let name = change_name(change);
+                        report.pending = changes.iter().map(change_name).filter(|n| *n != name).collect();
                         return report;
                     }
                 }
@@ -169,7 +150,7 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
     }
     let mut steps = changes.into_iter().zip(prepared);
     for (change, body) in steps.by_ref() {
-        let name = change.name();
+        let name = change_name(&change);
         match run_one(cluster, &change, body.as_ref(), dry_run).await {
             Ok(outcome) => report.done.push((name, outcome)),
             Err(error) => {
@@ -178,7 +159,7 @@ pub async fn execute(cluster: &Cluster, changes: Vec<Change>, dry_run: DryRun) -
             }
         }
     }
-    report.pending = steps.map(|(c, _)| c.name()).collect();
+    report.pending = steps.map(|(c, _)| change_name(&c)).collect();
     report
 }
 
@@ -202,7 +183,7 @@ pub async fn guarded(cluster: &Cluster, desired: &Value, existing: Option<&Value
             let namespace = desired.pointer("/metadata/namespace").and_then(Value::as_str);
             let name = desired.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             if let Some(found) = cluster.get(resource, namespace, name).await?
-                && !lifecycle::is_managed(&found)
+                && !is_managed(&found)
             {
                 return Err(ClusterError::Object(format!(
                     "{} exists and is not managed by kubectl qualys-respond; it is left alone (rename or delete it)",
@@ -212,6 +193,12 @@ pub async fn guarded(cluster: &Cluster, desired: &Value, existing: Option<&Value
         }
     }
     Ok(body)
+}
+
+/// True when `object` (a policy or a companion) carries our managed-by label.
+fn is_managed(object: &Value) -> bool {
+    let label = object.pointer("/metadata/labels").and_then(|l| l.get(labels::MANAGED_BY));
+    label.and_then(Value::as_str) == Some(labels::MANAGER)
 }
 
 async fn run_one(

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::FIELD_MANAGER;
 use super::error::ClusterError;
 use super::resource::{Resource, display};
-use crate::policy::lifecycle;
+use crate::policy::Inventory;
 
 /// The kubectl flags every plugin user expects.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -141,18 +141,19 @@ impl Cluster {
     /// Every policy object we manage (both TracingPolicy kinds and, when a
     /// block has them, the NetworkPolicy companions), in `namespace` (plus
     /// the cluster-wide ones) or everywhere.
-    pub async fn managed(&self, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+    pub async fn managed(&self, namespace: Option<&str>) -> Result<Inventory, ClusterError> {
         let selector = super::managed_selector();
         let mut out = Vec::new();
         for resource in [Resource::TracingPolicy, Resource::TracingPolicyNamespaced] {
             out.extend(self.list(resource, namespace, &selector).await?);
         }
+        let mut inventory = Inventory::new(out);
         // Companions exist only for blocks made with --network-policy: a
         // cluster without them needs no right to read NetworkPolicies.
-        if out.iter().any(lifecycle::has_network_policy) {
-            out.extend(self.list(Resource::NetworkPolicy, namespace, &selector).await?);
+        if inventory.wants_companions() {
+            inventory.others.extend(self.list(Resource::NetworkPolicy, namespace, &selector).await?);
         }
-        Ok(out)
+        Ok(inventory)
     }
 
     /// One object, or `None` when it does not exist.

@@ -5,9 +5,9 @@
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::apply::Change;
 use super::connect::Cluster;
 use super::error::ClusterError;
+use crate::reconcile::Change;
 
 /// Metadata the server owns; shown in neither side.
 const SERVER_FIELDS: &[&str] =
@@ -45,7 +45,7 @@ pub async fn render(cluster: &Cluster, changes: &[Change]) -> Result<String, Clu
         if live == wanted {
             continue;
         }
-        let name = change.name();
+        let name = super::apply::change_name(change);
         let diff = TextDiff::from_lines(&live, &wanted);
         out.push_str(
             &diff

@@ -3,6 +3,8 @@
 use kube::core::ApiResource;
 use serde_json::Value;
 
+use crate::policy::ObjectName;
+
 /// A kind we touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
@@ -67,9 +69,9 @@ pub fn display(object: &Value) -> String {
     let kind = Resource::of(object)
         .map(Resource::short)
         .unwrap_or_else(|| object.get("kind").and_then(Value::as_str).unwrap_or("object").to_lowercase());
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
-    match object.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => format!("{kind}/{name} -n {ns}"),
-        None => format!("{kind}/{name}"),
+    let name = ObjectName::of(object);
+    match name.namespace {
+        Some(ns) => format!("{kind}/{} -n {ns}", name.name),
+        None => format!("{kind}/{}", name.name),
     }
 }

@@ -16,7 +16,6 @@ use serde_json::Value;
 
 use super::bindings::qualys::respond::types as wit;
 use super::engine::Limits;
-use super::error::clip;
 use crate::finding::{Finding, Process, Severity};
 use crate::names::is_dns_label;
 use crate::recent::Recent;
@@ -464,6 +463,13 @@ pub(crate) fn is_technique(id: &str) -> bool {
     let bytes = id.as_bytes();
     let base = bytes.len() >= 5 && bytes[0] == b'T' && bytes[1..5].iter().all(u8::is_ascii_digit);
     base && (bytes.len() == 5 || (bytes.len() == 9 && bytes[5] == b'.' && bytes[6..].iter().all(u8::is_ascii_digit)))
+}
+
+/// Keeps a component-supplied message to one bounded line.
+pub(crate) fn clip(message: &str) -> String {
+    const MAX: usize = 300;
+    let line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX).collect();
+    if message.chars().count() > MAX { format!("{line}…") } else { line }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use wasmtime::component::Component;
 
 use super::digest::hex_sha256;
 use super::engine::engine;
+use crate::atomic::{self, Access};
 
 fn directory() -> Option<PathBuf> {
     let from = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
@@ -87,10 +88,6 @@ fn store(dir: &Path, path: &Path, component: &Component) -> std::io::Result<()> 
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, &bytes)?;
-    std::fs::rename(&temporary, path)?;
-    let temporary = sidecar(path).with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, hex_sha256(&bytes))?;
-    std::fs::rename(&temporary, sidecar(path))
+    atomic::write(path, &bytes, Access::Private)?;
+    atomic::write(&sidecar(path), hex_sha256(&bytes).as_bytes(), Access::Private)
 }

@@ -127,10 +127,3 @@ pub enum CallError {
     #[error("could not be restarted: {0}")]
     Restart(String),
 }
-
-/// Keeps a component-supplied message to one bounded line.
-pub(crate) fn clip(message: &str) -> String {
-    const MAX: usize = 300;
-    let line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX).collect();
-    if message.chars().count() > MAX { format!("{line}…") } else { line }
-}

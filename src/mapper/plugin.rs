@@ -11,11 +11,11 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Instance, Linker};
 
 use super::bindings::{Mapper, MapperPre};
-use super::boundary::{self, MappedPolicy, Reads, Sent, Specs};
+use super::boundary::{self, MappedPolicy, Reads, Sent, Specs, clip};
 use super::engine::{Limits, engine};
-use super::error::{CallError, LoadError, clip};
+use super::error::{CallError, LoadError};
 use super::sandbox::{self, State, describe_trap};
-use super::version;
+use super::version::{self, WIT_VERSION, accepted_range, accepts};
 use crate::finding::Finding;
 use crate::recent::Recent;
 
@@ -128,7 +128,7 @@ impl Plugin {
         limits: Limits,
         settings: Vec<(String, String)>,
     ) -> Result<Plugin, LoadError> {
-        let wit_version = version::check(component, &source)?;
+        let wit_version = wit_version(component, &source)?;
         let link_error =
             |e: wasmtime::Error| LoadError::Link { source_name: source.to_string(), reason: format!("{e:#}") };
         let mut linker = Linker::<State>::new(engine());
@@ -255,4 +255,24 @@ impl Plugin {
         }
         Ok(mapped)
     }
+}
+/// The `qualys:respond` version a component imports its types from, when it
+/// imports them, checked against [`WIT_VERSION`].
+fn wit_version(component: &Component, source: &Source) -> Result<Option<String>, LoadError> {
+    let found = component
+        .component_type()
+        .imports(engine())
+        .filter_map(|(name, _)| name.strip_prefix("qualys:respond/").and_then(|rest| rest.split_once('@')))
+        .map(|(_, version)| version.to_string())
+        .next();
+    let Some(found) = found else { return Ok(None) };
+    if accepts(WIT_VERSION, &found) {
+        return Ok(Some(found));
+    }
+    Err(LoadError::Version {
+        source_name: source.to_string(),
+        found,
+        host: WIT_VERSION,
+        accepts: accepted_range(WIT_VERSION),
+    })
 }

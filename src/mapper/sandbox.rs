@@ -7,8 +7,9 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::boundary::clip;
 use super::engine::{Limits, engine};
-use super::error::{CallError, clip};
+use super::error::CallError;
 
 /// The store data of one instance.
 pub(super) struct State {

@@ -4,11 +4,6 @@
 //! version or an earlier one.
 
 use semver::Version;
-use wasmtime::component::Component;
-
-use super::engine::engine;
-use super::error::LoadError;
-use super::plugin::Source;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.1";
@@ -40,27 +35,6 @@ pub(crate) fn accepted_range(host: &str) -> String {
         Some(v) => format!("{}.0.0 up to {host}", v.major),
         None => host.to_string(),
     }
-}
-
-/// The `qualys:respond` version a component imports its types from, when it
-/// imports them, checked against [`WIT_VERSION`].
-pub(crate) fn check(component: &Component, source: &Source) -> Result<Option<String>, LoadError> {
-    let found = component
-        .component_type()
-        .imports(engine())
-        .filter_map(|(name, _)| name.strip_prefix("qualys:respond/").and_then(|rest| rest.split_once('@')))
-        .map(|(_, version)| version.to_string())
-        .next();
-    let Some(found) = found else { return Ok(None) };
-    if accepts(WIT_VERSION, &found) {
-        return Ok(Some(found));
-    }
-    Err(LoadError::Version {
-        source_name: source.to_string(),
-        found,
-        host: WIT_VERSION,
-        accepts: accepted_range(WIT_VERSION),
-    })
 }
 
 #[cfg(test)]

@@ -5,13 +5,17 @@
 //! audit or enforce mode (`mode`) and the host's safety scoping (`guard`).
 //! `validate` checks every object against Tetragon's CRDs, the loader rules
 //! and our safety rules before anything leaves the host. `object` is the
-//! Kubernetes object itself; `spec` holds helpers for walking a spec.
+//! Kubernetes object itself and `managed` our typed model of it, from here to
+//! the cluster, which `lifecycle` moves along; `block` builds the manual
+//! block policies; `spec` holds helpers for walking a spec.
 
 mod assemble;
 pub mod binaries;
+pub mod block;
 pub mod evidence;
 pub mod guard;
 pub mod lifecycle;
+pub mod managed;
 mod mode;
 mod object;
 pub(crate) mod spec;
@@ -19,5 +23,6 @@ pub mod validate;
 
 pub use assemble::{Assembled, Assembler, Draft, assemble, system_namespace_mode};
 pub use guard::{PROTECTED_BINARIES, PROTECTED_PATHS};
+pub use managed::{Found, Inventory, ManagedPolicy};
 pub use mode::Mode;
-pub use object::{API_VERSION, Kind, PolicyObject, labels};
+pub use object::{API_VERSION, Kind, ObjectName, PolicyObject, labels};

@@ -2,6 +2,7 @@
 //! `TracingPolicyNamespaced` of `cilium.io/v1alpha1`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde_json::{Map, Value, json};
 
@@ -121,11 +122,42 @@ impl PolicyObject {
         })
     }
 
-    /// `Kind/name` or `Kind/namespace/name`, for messages.
-    pub fn display_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{}/{ns}/{}", self.kind.as_str(), self.name),
-            None => format!("{}/{}", self.kind.as_str(), self.name),
+    /// Its name, for messages.
+    pub fn object_name(&self) -> ObjectName<'_> {
+        ObjectName { kind: self.kind.as_str(), namespace: self.namespace.as_deref(), name: &self.name }
+    }
+}
+
+/// How messages name an object: `Kind/name` or `Kind/namespace/name`. The
+/// one formatter of object names; the cluster's reports add kubectl's
+/// resource form on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectName<'a> {
+    /// `kind`.
+    pub kind: &'a str,
+    /// `metadata.namespace`.
+    pub namespace: Option<&'a str>,
+    /// `metadata.name`.
+    pub name: &'a str,
+}
+
+impl<'a> ObjectName<'a> {
+    /// The name of any object, `?` for what it lacks.
+    pub fn of(object: &'a Value) -> ObjectName<'a> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        ObjectName {
+            kind: text("/kind").unwrap_or("?"),
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name").unwrap_or("?"),
+        }
+    }
+}
+
+impl fmt::Display for ObjectName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
         }
     }
 }

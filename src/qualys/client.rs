@@ -6,16 +6,17 @@
 //! are rejected. 429, 5xx, timeouts and broken connections are retried with
 //! backoff ([`RetryPolicy`]); when the budget is spent the call fails with
 //! what the gateway last said, so an outage is never mistaken for a quiet day.
-//! Passwords and tokens are [`Secret`]s and never reach a message.
+//! Passwords and tokens are [`SecretString`]s and never reach a message.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::credentials::{Credentials, Secret};
+use super::credentials::Credentials;
 use super::records::Record;
 use super::retry::{RetryPolicy, jitter, server_hint};
 
@@ -110,7 +111,7 @@ pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
     credentials: Credentials,
-    token: Option<(Secret, Instant)>,
+    token: Option<(SecretString, Instant)>,
 }
 
 impl Client {
@@ -148,7 +149,7 @@ impl Client {
     }
 
     /// A valid token: the current one, or a fresh login when it is missing or old.
-    async fn token(&mut self) -> Result<Secret, ClientError> {
+    async fn token(&mut self) -> Result<SecretString, ClientError> {
         match (&self.token, &self.credentials) {
             (Some((token, _)), Credentials::Token(_)) => return Ok(token.clone()),
             (Some((token, at)), _) if at.elapsed() < TOKEN_REFRESH_AFTER => return Ok(token.clone()),
@@ -157,7 +158,7 @@ impl Client {
         let Credentials::Password { username, password } = &self.credentials else {
             return Err(ClientError::TokenRefused("expired".into()));
         };
-        let form = [("username", username.as_str()), ("password", password.expose()), ("token", "true")];
+        let form = [("username", username.as_str()), ("password", password.expose_secret()), ("token", "true")];
         let url = format!("{}/auth", self.config.gateway);
         let http = self.http.clone();
         let response = with_retries("login", &self.config.retry, || http.post(&url).form(&form).send()).await?;
@@ -166,7 +167,7 @@ impl Client {
         match status {
             StatusCode::OK | StatusCode::CREATED if !body.trim().is_empty() => {
                 tracing::debug!("logged in to the Qualys gateway");
-                let token = Secret::new(body.trim());
+                let token = SecretString::from(body.trim());
                 self.token = Some((token.clone(), Instant::now()));
                 Ok(token)
             }
@@ -200,7 +201,7 @@ impl Client {
             let token = self.token().await?;
             let http = self.http.clone();
             let response = with_retries(&what, &self.config.retry, || {
-                http.get(&url).query(&parameters).bearer_auth(token.expose()).send()
+                http.get(&url).query(&parameters).bearer_auth(token.expose_secret()).send()
             })
             .await?;
             let status = response.status();

@@ -1,50 +1,26 @@
-//! Qualys credentials, held so that they cannot leak: [`Secret`] prints as
-//! `[redacted]` through `Debug` and `Display` alike, and is only readable
-//! through [`Secret::expose`] at the one place that sends it.
+//! Qualys credentials, held so that they cannot leak: passwords and tokens
+//! are [`SecretString`]s, which print as `[REDACTED]` through `Debug`, have
+//! no `Display`, are zeroed when dropped, and are only readable through
+//! [`ExposeSecret`] at the one place that sends them.
 
-use std::fmt;
 use std::path::Path;
 
-/// A value that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value itself, for the request that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+#[cfg(test)]
+use secrecy::ExposeSecret;
+use secrecy::SecretString;
 
 /// How to authenticate to the gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Credentials {
     /// Username and password, exchanged for a JWT at `/auth`.
     Password {
         /// The API user.
         username: String,
         /// Its password.
-        password: Secret,
+        password: SecretString,
     },
     /// A JWT obtained elsewhere; it cannot be refreshed.
-    Token(Secret),
+    Token(SecretString),
 }
 
 /// Why credentials could not be found.
@@ -105,11 +81,11 @@ impl Sources<'_> {
             None => self.password.filter(|p| !p.is_empty()),
         };
         match (username, password) {
-            (Some(username), Some(password)) => Ok(Credentials::Password { username, password: Secret::new(password) }),
+            (Some(username), Some(password)) => Ok(Credentials::Password { username, password: password.into() }),
             (Some(_), None) => Err(CredentialsError::Half("username", "password")),
             (None, Some(_)) => Err(CredentialsError::Half("password", "username")),
             (None, None) => match self.token.filter(|t| !t.trim().is_empty()) {
-                Some(token) => Ok(Credentials::Token(Secret::new(token.trim()))),
+                Some(token) => Ok(Credentials::Token(token.trim().into())),
                 None => Err(CredentialsError::Missing),
             },
         }
@@ -122,9 +98,10 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let credentials = Credentials::Password { username: "u".into(), password: Secret::new("hunter2") };
+        let credentials = Credentials::Password { username: "u".into(), password: "hunter2".into() };
         assert!(!format!("{credentials:?}").contains("hunter2"));
-        assert_eq!(Secret::new("hunter2").to_string(), "[redacted]");
+        let token = Credentials::Token("eyJhbGciOi".into());
+        assert!(!format!("{token:?}").contains("eyJ"));
     }
 
     #[test]
@@ -141,7 +118,7 @@ mod tests {
             token: None,
         };
         let Credentials::Password { username, password } = sources.resolve().unwrap() else { panic!() };
-        assert_eq!((username.as_str(), password.expose()), ("file-user", "file-pass"));
+        assert_eq!((username.as_str(), password.expose_secret()), ("file-user", "file-pass"));
     }
 
     #[test]
@@ -150,6 +127,7 @@ mod tests {
         assert!(matches!(half.resolve(), Err(CredentialsError::Half("username", "password"))));
         assert!(matches!(Sources::default().resolve(), Err(CredentialsError::Missing)));
         let token = Sources { token: Some(" jwt ".into()), ..Sources::default() };
-        assert_eq!(token.resolve().unwrap(), Credentials::Token(Secret::new("jwt")));
+        let Credentials::Token(token) = token.resolve().unwrap() else { panic!("not a token") };
+        assert_eq!(token.expose_secret(), "jwt");
     }
 }

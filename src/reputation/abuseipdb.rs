@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::{Decision, Verdict};
+use super::verdict::{Decision, Verdict};
 
 /// The public API.
 pub const DEFAULT_URL: &str = "https://api.abuseipdb.com";

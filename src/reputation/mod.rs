@@ -12,13 +12,9 @@
 
 pub mod abuseipdb;
 pub mod feed;
+mod verdict;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-
-use serde::{Deserialize, Serialize};
+pub use verdict::{Decision, Verdict};
 
 use crate::finding::Finding;
 use crate::guardrails::Protected;
@@ -26,51 +22,13 @@ use crate::ioc::{self, is_public};
 use crate::watch::{Parse, WatchError, Watched};
 use abuseipdb::AbuseIpDb;
 use feed::Feed;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 /// AbuseIPDB lookups for one finding, at most (its peer first): quotas are small.
 pub const MAX_LOOKUPS: usize = 4;
-
-/// What a source says of an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Known bad: may be blocked.
-    Malicious,
-    /// Known, not bad enough.
-    Clean,
-    /// Not known (no answer, rate limited, over the lookup budget).
-    Unknown,
-    /// Never blocked: allowlisted or one of the cluster's own addresses.
-    Allowed,
-}
-
-impl Verdict {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Malicious => "malicious",
-            Verdict::Clean => "clean",
-            Verdict::Unknown => "unknown",
-            Verdict::Allowed => "allowed",
-        }
-    }
-}
-
-/// One decision on one address, as recorded on the policies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Decision {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// `abuseipdb`, `feed:<file>`, `allowlist` or `cluster`.
-    pub source: String,
-    /// AbuseIPDB's confidence score.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<u8>,
-    /// Why, where it helps (rate limited, a node's address, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
 
 /// What the pipeline records about a finding beyond its policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,18 +8,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::Value;
 use tokio::sync::watch;
 
 use super::auth::SeenFindings;
 use super::intake::learn;
 use super::metrics::{Metrics, ModeLabels, OutcomeLabels};
-use crate::block;
 use crate::cluster::Cluster;
 use crate::cluster::apply::{DryRun, execute};
 use crate::guardrails::{Guardrails, Protected};
+use crate::policy::block::Target;
 use crate::policy::validate::TetragonVersion;
-use crate::policy::{Mode, lifecycle};
+use crate::policy::{Inventory, Mode};
 use crate::reconcile::Context;
 use crate::rollout;
 
@@ -44,28 +43,23 @@ async fn refresh_protected(cluster: &Cluster, protected: &RwLock<Protected>) {
 }
 
 /// Sets the gauges from the block policies among `objects`.
-fn gauges(metrics: &Metrics, objects: &[Value]) {
+fn gauges(metrics: &Metrics, inventory: &Inventory) {
     let now = Utc::now();
-    let count = |target: block::Target| {
-        objects
+    let count = |target: Target| {
+        inventory
+            .policies
             .iter()
-            .filter(|o| {
-                block::Target::of(o) == Some(target) && o.get("kind").and_then(Value::as_str) != Some("NetworkPolicy")
-            })
-            .flat_map(|o| block::entries_of(o).unwrap_or_default())
+            .filter(|found| Target::of(&found.policy) == Some(target))
+            .flat_map(|found| found.policy.blocks.valid().into_iter().flatten())
             .filter(|e| !e.expired(now))
             .count() as i64
     };
     for mode in [Mode::Post, Mode::Sigkill] {
-        let policies = objects
-            .iter()
-            .filter(|o| o.get("kind").and_then(Value::as_str) != Some("NetworkPolicy"))
-            .filter(|o| lifecycle::mode_of(o) == Some(mode))
-            .count() as i64;
+        let policies = inventory.policies.iter().filter(|found| found.policy.mode() == Some(mode)).count() as i64;
         metrics.managed_policies.get_or_create(&ModeLabels { mode: mode.label().to_string() }).set(policies);
     }
-    metrics.blocked_ips.set(count(block::Target::Ip));
-    metrics.blocked_ports.set(count(block::Target::Port));
+    metrics.blocked_ips.set(count(Target::Ip));
+    metrics.blocked_ports.set(count(Target::Port));
 }
 
 /// What the timer loop works with.
@@ -105,7 +99,8 @@ pub async fn run(work: Housekeeping) {
                 learn(&seen, &plan.existing);
                 gauges(&metrics, &plan.existing);
                 if !plan.errors.is_empty() {
-                    tracing::error!(errors = %plan.errors.join("; "), "cannot expire blocks");
+                    let errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
+                    tracing::error!(errors = %errors.join("; "), "cannot expire blocks");
                 } else if !plan.changes.is_empty() && leading.as_ref().is_none_or(|l| *l.borrow()) {
                     let report = execute(&cluster, plan.changes, DryRun::None).await;
                     for (name, outcome) in &report.done {
@@ -120,8 +115,8 @@ pub async fn run(work: Housekeeping) {
                     if let Some((name, error)) = report.failed {
                         tracing::warn!(object = %name, %error, "cannot remove expired blocks yet");
                     }
-                    if let Ok(objects) = cluster.managed(None).await {
-                        gauges(&metrics, &objects);
+                    if let Ok(inventory) = cluster.managed(None).await {
+                        gauges(&metrics, &inventory);
                     }
                 }
             }

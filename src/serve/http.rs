@@ -33,11 +33,12 @@ use super::auth::{Material, ReplayCache, Seen, SeenFindings, TokenDigest};
 use super::intake::Item;
 use super::limits::RateLimiter;
 use super::metrics::{Metrics, ReasonLabels, ReputationLabels, RequestLabels};
-use crate::block::request::{self, BlockError, BlockRequest, UnblockRequest, parse_values};
+use crate::block::{self, BlockError, BlockRequest, UnblockRequest, parse_values};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{DryRun, Report, execute};
 use crate::output;
 use crate::pipeline;
+use crate::policy::Inventory;
 use crate::policy::Mode;
 use crate::policy::validate::TetragonVersion;
 use crate::qualys::records;
@@ -505,9 +506,9 @@ fn block_error(error: BlockError) -> ApiError {
         BlockError::NothingToUnblock { warnings } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "nothing to unblock").with(json!({"warnings": warnings}))
         }
-        BlockError::NotManaged(_) | BlockError::Corrupt { .. } => {
-            ApiError::new(StatusCode::CONFLICT, error.to_string())
-        }
+        BlockError::Invalid(error) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused; nothing was written")
+            .with(json!({"refusals": [error.to_string()]})),
+        BlockError::NotManaged(_) | BlockError::Corrupt(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
         BlockError::Cluster(error) => cluster_error(&error),
     }
 }
@@ -527,7 +528,7 @@ fn report_json(report: &Report, warnings: &[String]) -> Value {
 async fn carry_out<F, Fut>(cluster: &Cluster, mut plan: F) -> Answer
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<request::Planned, BlockError>>,
+    Fut: std::future::Future<Output = Result<block::Planned, BlockError>>,
 {
     for round in 1..=BLOCK_ROUNDS {
         let planned = plan().await.map_err(block_error)?;
@@ -602,7 +603,7 @@ async fn block(State(state): State<Arc<AppState>>, request: Request) -> Answer {
         let protected = cluster.protected().await?;
         let mut context = context(actor, client, "/api/block", &state.blocks);
         context.guardrails = context.guardrails.with_cluster(protected.clone());
-        request::plan_block(cluster, &wanted, &protected, &context).await
+        block::plan_block(cluster, &wanted, &protected, &context).await
     })
     .await
 }
@@ -628,21 +629,21 @@ async fn unblock(State(state): State<Arc<AppState>>, request: Request) -> Answer
     let client = parts.extensions.get::<ClientAddr>();
     carry_out(cluster, || async {
         let context = context(actor, client, "/api/unblock", &state.blocks);
-        request::plan_unblock(cluster, &wanted, &context).await
+        block::plan_unblock(cluster, &wanted, &context).await
     })
     .await
 }
 
 async fn status_report(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Answer {
     authorize(&state, &headers)?;
-    let objects = match (&state.cluster, &state.dir) {
+    let inventory = match (&state.cluster, &state.dir) {
         (Some((cluster, _)), _) => cluster.managed(None).await.map_err(|e| cluster_error(&e))?,
-        (None, Some(dir)) => output::read_dir(dir).map_err(|e| {
+        (None, Some(dir)) => Inventory::new(output::read_dir(dir).map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read {}: {e}", dir.display()))
-        })?,
-        (None, None) => Vec::new(),
+        })?),
+        (None, None) => Inventory::default(),
     };
-    let rows = status::rows(&objects);
+    let rows = status::rows(&inventory);
     let blocks = status::blocked(&rows);
     Ok(axum::Json(json!({"blocks": blocks, "policies": rows})).into_response())
 }

@@ -23,13 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::auth::SeenFindings;
 use super::metrics::{Metrics, OutcomeLabels};
 use crate::cluster::Cluster;
-use crate::cluster::apply::{Change, DryRun, Outcome as Applied, content, execute};
+use crate::cluster::apply::{DryRun, Outcome as Applied, content, execute};
 use crate::finding::Finding;
 use crate::mapper::Registry;
 use crate::pipeline::{Options, Outcome, Pipeline};
-use crate::policy::labels;
-use crate::policy::lifecycle::annotation_items;
-use crate::reconcile::{self, Context};
+use crate::policy::{Inventory, ManagedPolicy};
+use crate::reconcile::{self, Change, Context};
 use crate::report::SkipReason;
 use crate::reputation::Assessment;
 use crate::{output, rollout};
@@ -227,7 +226,7 @@ impl Intake {
         self.seen.forget(ids);
     }
 
-    async fn deliver(&self, desired: Vec<Value>) -> Result<(), String> {
+    async fn deliver(&self, desired: Vec<ManagedPolicy>) -> Result<(), String> {
         if let Some((cluster, actor)) = &self.sink.cluster {
             self.apply(cluster, actor, desired.clone()).await?;
         }
@@ -248,7 +247,7 @@ impl Intake {
     }
 
     /// Plans and applies until the cluster holds what the batch wants.
-    async fn apply(&self, cluster: &Cluster, actor: &str, desired: Vec<Value>) -> Result<(), String> {
+    async fn apply(&self, cluster: &Cluster, actor: &str, desired: Vec<ManagedPolicy>) -> Result<(), String> {
         let mut backoff = FIRST_BACKOFF;
         let mut check_creations = false;
         for _ in 0..MAX_ROUNDS {
@@ -263,7 +262,7 @@ impl Intake {
                 Err(error) => return Err(error.to_string()),
             };
             if !plan.errors.is_empty() {
-                return Err(plan.errors.join("; "));
+                return Err(plan.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
             }
             for (namespace, count) in &plan.gone_namespaces {
                 tracing::warn!(%namespace, policies = count, "namespace no longer exists; its policies were not applied");
@@ -309,10 +308,11 @@ impl Intake {
     }
 
     /// Merges the batch into the files of `dir` and writes what changed.
-    fn write(&self, dir: &std::path::Path, desired: Vec<Value>) -> std::io::Result<()> {
-        let existing = output::read_dir(dir)?;
-        let changes = reconcile::plan(desired, &existing, &self.context("serve"), None)
-            .map_err(|errors| std::io::Error::other(errors.join("; ")))?;
+    fn write(&self, dir: &std::path::Path, desired: Vec<ManagedPolicy>) -> std::io::Result<()> {
+        let existing = Inventory::new(output::read_dir(dir)?);
+        let changes = reconcile::plan(desired, &existing, &self.context("serve"), None).map_err(|errors| {
+            std::io::Error::other(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
         let (changes, _) = effective(changes);
         let objects: Vec<Value> = changes
             .into_iter()
@@ -344,10 +344,10 @@ fn effective(changes: Vec<Change>) -> (Vec<Change>, u64) {
 }
 
 /// Records the finding ids the cluster's objects list as handled.
-pub fn learn(seen: &SeenFindings, objects: &[Value]) {
-    for object in objects {
-        for id in annotation_items(object, labels::FINDING_IDS) {
-            seen.insert(&id);
+pub fn learn(seen: &SeenFindings, inventory: &Inventory) {
+    for found in &inventory.policies {
+        for id in found.policy.finding_ids() {
+            seen.insert(id);
         }
     }
 }

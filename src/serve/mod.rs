@@ -5,7 +5,7 @@
 //!
 //! Nothing here is a second pipeline: findings go through
 //! [`crate::pipeline`] and [`crate::rollout`] like `sync`'s, manual blocks
-//! through [`crate::block::request`] like `block`'s. State lives in the
+//! through [`crate::block`] like `block`'s. State lives in the
 //! cluster, so replicas behind one Service converge on the same objects and
 //! a restart loses nothing but what was queued when it was killed (a
 //! SIGTERM drains the queue first).

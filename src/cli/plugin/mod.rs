@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::exit::Exit;
+use super::io::print_stdout;
 use super::mappers::MapperArgs;
-use super::{Exit, print_stdout};
 
 /// Work with mapper components.
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::Exit;
+use crate::cli::exit::Exit;
 
 /// Create a new mapper crate (Rust, built into a WebAssembly component).
 ///

@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use similar::TextDiff;
 
-use super::super::{print_stdout, read_input};
-use super::Exit;
+use crate::cli::exit::Exit;
+use crate::cli::io::{print_stdout, read_input};
 use crate::mapper::{Limits, Plugin, Registry, Source};
 use crate::output;
 use crate::pipeline::{self, Options};

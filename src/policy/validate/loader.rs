@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{Problem, problem};
+use super::problem::{Problem, problem};
 use crate::policy::Kind;
 use crate::policy::spec::{HOOKS, array, text};
 
@@ -518,15 +519,9 @@ fn is_number(text: &str) -> bool {
     !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
+/// An address or a CIDR, as Tetragon's `DAddr`/`SAddr` take them.
 fn is_address(text: &str) -> bool {
-    match text.split_once('/') {
-        None => text.parse::<IpAddr>().is_ok(),
-        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-            (Ok(IpAddr::V4(_)), Ok(bits)) => bits <= 32,
-            (Ok(IpAddr::V6(_)), Ok(bits)) => bits <= 128,
-            _ => false,
-        },
-    }
+    text.parse::<IpAddr>().is_ok() || text.parse::<IpNet>().is_ok()
 }
 
 fn is_port_or_range(text: &str) -> bool {

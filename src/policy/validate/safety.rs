@@ -26,7 +26,7 @@
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{Problem, problem};
+use super::problem::{Problem, problem};
 use crate::guardrails::{Guardrails, check_ip, check_port, parse_ip, too_broad};
 use crate::policy::binaries::{COMMON, PROTECTED, hit};
 use crate::policy::guard::{NAMESPACE_LABEL, protected_match};

@@ -9,7 +9,8 @@ use std::sync::{LazyLock, Mutex};
 use regex::Regex;
 use serde_json::Value;
 
-use super::{Problem, cel, problem};
+use super::cel;
+use super::problem::{Problem, problem};
 
 /// Checks `value` at `path` against `schema`, adding what is wrong to `out`.
 pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) {

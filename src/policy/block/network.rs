@@ -11,11 +11,11 @@
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use crate::policy::labels;
+use crate::policy::{ManagedPolicy, labels};
 
 /// The NetworkPolicy for a namespace whose block policy is `block`, with
 /// the blocked `ranges`; `None` when no range is an address range.
-pub fn network_policy(block: &Value, namespace: &str, ranges: &[IpNet]) -> Option<Value> {
+pub fn network_policy(block: &ManagedPolicy, namespace: &str, ranges: &[IpNet]) -> Option<Value> {
     if ranges.is_empty() {
         return None;
     }
@@ -34,17 +34,13 @@ pub fn network_policy(block: &Value, namespace: &str, ranges: &[IpNet]) -> Optio
             map.remove("except");
         }
     }
-    let name = block.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let labels: serde_json::Map<String, Value> = block
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|l| l.iter().filter(|(k, _)| *k != labels::MODE).map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let labels: serde_json::Map<String, Value> =
+        block.labels.iter().filter(|(k, _)| *k != labels::MODE).map(|(k, v)| (k.clone(), json!(v))).collect();
     Some(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "name": name,
+            "name": block.name,
             "namespace": namespace,
             "labels": labels,
             "annotations": {labels::INDICATORS: ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")},
@@ -60,10 +56,13 @@ pub fn network_policy(block: &Value, namespace: &str, ranges: &[IpNet]) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Kind;
+    use std::collections::BTreeMap;
 
     #[test]
     fn blocked_ranges_become_exceptions_per_family() {
-        let block = json!({"metadata": {"name": "cdr-manual-block-ip", "labels": {labels::MODE: "enforce", "a": "b"}}});
+        let labels = BTreeMap::from([(labels::MODE.to_string(), "enforce".to_string()), ("a".into(), "b".into())]);
+        let block = ManagedPolicy::new(Kind::TracingPolicy, "cdr-manual-block-ip".into(), None, labels, json!({}));
         let ranges: Vec<IpNet> = ["203.0.113.7/32", "2001:db8::/64"].iter().map(|r| r.parse().unwrap()).collect();
         let policy = network_policy(&block, "payments", &ranges).unwrap();
         assert_eq!(policy["metadata"]["labels"], json!({"a": "b"}));
