@@ -58,7 +58,44 @@ pub enum CheckpointError {
     },
 }
 
+/// A checkpoint made for another cluster: two clusters sharing a checkpoint
+/// store must not skip each other's findings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtherCluster {
+    /// It was made for `theirs`, the run is for `ours`.
+    #[error(
+        "the checkpoint belongs to cluster {theirs}, this run is for cluster {ours}: give each cluster its own \
+         checkpoint (--namespace, --state-file); nothing was written"
+    )]
+    Named {
+        /// The checkpoint's cluster.
+        theirs: String,
+        /// The run's.
+        ours: String,
+    },
+    /// It was made for `theirs`, the run names no cluster.
+    #[error(
+        "the checkpoint belongs to cluster {theirs}: pass --cluster-name {theirs} (or give this run its own \
+         checkpoint with --namespace or --state-file); nothing was written"
+    )]
+    Unnamed {
+        /// The checkpoint's cluster.
+        theirs: String,
+    },
+}
+
 impl Checkpoint {
+    /// `Ok` when a run for cluster `ours` may use this checkpoint.
+    pub fn admits(&self, ours: Option<&str>) -> Result<(), OtherCluster> {
+        match (self.cluster.as_deref(), ours) {
+            (Some(theirs), Some(ours)) if theirs != ours => {
+                Err(OtherCluster::Named { theirs: theirs.to_string(), ours: ours.to_string() })
+            }
+            (Some(theirs), None) => Err(OtherCluster::Unnamed { theirs: theirs.to_string() }),
+            _ => Ok(()),
+        }
+    }
+
     /// Where the next window starts (the overlap is bounded when parsed).
     pub fn window_start(&self) -> DateTime<Utc> {
         earlier(self.mark, Duration::from_secs(self.overlap_seconds))
@@ -141,6 +178,17 @@ fn earlier(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_serves_its_own_cluster_only() {
+        let mut checkpoint = Checkpoint::advance(None, [("a", Utc::now())], Duration::ZERO).unwrap();
+        assert_eq!(checkpoint.admits(None), Ok(()), "no cluster recorded, any run");
+        checkpoint.cluster = Some("prod".into());
+        assert_eq!(checkpoint.admits(Some("prod")), Ok(()));
+        assert!(matches!(checkpoint.admits(Some("staging")), Err(OtherCluster::Named { .. })));
+        let unnamed = checkpoint.admits(None).unwrap_err();
+        assert!(unnamed.to_string().contains("pass --cluster-name prod"), "{unnamed}");
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

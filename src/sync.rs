@@ -7,9 +7,14 @@
 //! written: a run that fails or is killed half-way leaves the next run to do
 //! the same findings again.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::{Checkpoint, CheckpointError, OtherCluster};
+use crate::cluster::{Cluster, ClusterError};
+use crate::finding::ClusterScope;
 use crate::mapper::Registry;
 use crate::pipeline::{Options, Outcome, Pipeline};
 use crate::qualys::client::{Client, ClientError, FindingsQuery};
@@ -70,6 +75,120 @@ pub struct Window {
     pub start: DateTime<Utc>,
     /// Last detection time asked for.
     pub end: DateTime<Utc>,
+}
+
+/// The window asked for, when the user gave none.
+pub const DEFAULT_SPAN: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the window asked for holds no time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// The span reaches before the earliest time there is.
+    #[error("--since reaches before the start of time")]
+    BeforeTime,
+    /// The start is not before the end.
+    #[error("the window is empty: start {start} is not before end {end}")]
+    Empty {
+        /// The start.
+        start: DateTime<Utc>,
+        /// The end.
+        end: DateTime<Utc>,
+    },
+}
+
+impl Window {
+    /// The window of `--start`/`--end`/`--since`/`--hours`: it ends at
+    /// `end` (else `now`) and starts at `start`, else `since` (else `hours`,
+    /// else [`DEFAULT_SPAN`]) before its end.
+    pub fn resolve(
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        since: Option<Duration>,
+        hours: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Window, WindowError> {
+        let end = end.unwrap_or(now);
+        let since = since.or(hours.map(|h| Duration::from_secs(h.saturating_mul(3600)))).unwrap_or(DEFAULT_SPAN);
+        let start = match start {
+            Some(start) => start,
+            None => chrono::Duration::from_std(since)
+                .ok()
+                .and_then(|since| end.checked_sub_signed(since))
+                .ok_or(WindowError::BeforeTime)?,
+        };
+        if start >= end {
+            return Err(WindowError::Empty { start, end });
+        }
+        Ok(Window { start, end })
+    }
+}
+
+/// Where a run keeps its checkpoint.
+pub enum Store<'a> {
+    /// A state file (`--state-file`).
+    File(PathBuf),
+    /// A ConfigMap in the cluster the run applies to.
+    ConfigMap {
+        /// The cluster.
+        cluster: &'a Cluster,
+        /// Its namespace.
+        namespace: String,
+    },
+}
+
+/// Why the checkpoint could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state file could not be read or written.
+    #[error(transparent)]
+    File(#[from] CheckpointError),
+    /// The ConfigMap could not be read or written.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The checkpoint belongs to another cluster.
+    #[error(transparent)]
+    OtherCluster(#[from] OtherCluster),
+}
+
+impl Store<'_> {
+    /// Where a run keeps its checkpoint: `state_file` when given; else, for
+    /// a run that applies windows of the API, a ConfigMap in `namespace`
+    /// (else the cluster's default); else nowhere (a findings file is an
+    /// explicit input and needs no mark).
+    pub fn choose<'a>(
+        state_file: Option<&PathBuf>,
+        applying_to: Option<&'a Cluster>,
+        from_api: bool,
+        namespace: Option<&str>,
+    ) -> Option<Store<'a>> {
+        if let Some(path) = state_file {
+            return Some(Store::File(path.clone()));
+        }
+        let cluster = applying_to.filter(|_| from_api)?;
+        let namespace = namespace.unwrap_or_else(|| cluster.default_namespace()).to_string();
+        Some(Store::ConfigMap { cluster, namespace })
+    }
+
+    /// The checkpoint, when there is one, checked to belong to `scope`'s cluster.
+    pub async fn load(&self, scope: &ClusterScope) -> Result<Option<Checkpoint>, StoreError> {
+        let checkpoint = match self {
+            Store::File(path) => Checkpoint::load(path)?,
+            Store::ConfigMap { cluster, namespace } => cluster.load_checkpoint(namespace).await?,
+        };
+        if let Some(checkpoint) = &checkpoint {
+            checkpoint.admits(scope.name())?;
+        }
+        Ok(checkpoint)
+    }
+
+    /// Writes `checkpoint`.
+    pub async fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        match self {
+            Store::File(path) => checkpoint.store(path)?,
+            Store::ConfigMap { cluster, namespace } => cluster.store_checkpoint(namespace, checkpoint).await?,
+        }
+        Ok(())
+    }
 }
 
 /// A finished fetch-and-map, not yet written.
@@ -166,5 +285,37 @@ pub async fn fetch(
             }
             Ok(Fetched { outcome: pipeline.finish(), window: Some(Window { start: query.start, end: query.end }) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_window_ends_now_and_spans_a_day_unless_told() {
+        let now = at("2026-12-02T12:00:00Z");
+        let day = Window::resolve(None, None, None, None, now).unwrap();
+        assert_eq!((day.start, day.end), (at("2026-12-01T12:00:00Z"), now));
+        let hours = Window::resolve(None, None, None, Some(2), now).unwrap();
+        assert_eq!(hours.start, at("2026-12-02T10:00:00Z"));
+        let since = Window::resolve(None, None, Some(Duration::from_secs(60)), Some(2), now).unwrap();
+        assert_eq!(since.start, at("2026-12-02T11:59:00Z"), "--since wins over --hours");
+        let explicit =
+            Window::resolve(Some(at("2026-11-01T00:00:00Z")), Some(at("2026-11-02T00:00:00Z")), None, None, now)
+                .unwrap();
+        assert_eq!((explicit.start, explicit.end), (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn empty_and_impossible_windows_are_refused() {
+        let now = at("2026-12-02T12:00:00Z");
+        let later = at("2026-12-03T00:00:00Z");
+        assert!(matches!(Window::resolve(Some(later), None, None, None, now), Err(WindowError::Empty { .. })));
+        assert_eq!(Window::resolve(None, None, None, Some(u64::MAX), now).unwrap_err(), WindowError::BeforeTime);
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use crate::checkpoint::Checkpoint;
 use crate::cluster::apply::DryRun;
 use crate::cluster::{Cluster, KubeArgs, lease};
-use crate::finding::{ClusterScope, category_key};
+use crate::finding::category_key;
 use crate::guardrails::Guardrails;
 use crate::mapper::Registry;
 use crate::output;
@@ -32,7 +32,7 @@ use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
 use crate::reconcile::Change;
 use crate::reputation::Judge;
-use crate::sync::{self, Fetched, Source};
+use crate::sync::{self, Fetched, Source, Store, Window};
 use crate::{reconcile, rollout};
 
 /// Generate TracingPolicies from CDR findings.
@@ -363,37 +363,18 @@ struct Run<'a> {
     guardrails: Guardrails,
 }
 
-/// Where the checkpoint is kept.
-enum Store<'a> {
-    File(PathBuf),
-    ConfigMap { cluster: &'a Cluster, namespace: String },
-}
-
 impl Run<'_> {
-    fn store(&self) -> Option<Store<'_>> {
-        if let Some(path) = &self.args.state_file {
-            return Some(Store::File(path.clone()));
-        }
-        // A findings file is an explicit input: only the API's windows need a mark.
-        let from_api = self.args.from_file.is_none();
-        let cluster = self.cluster.filter(|_| self.target == Target::Apply && from_api)?;
-        let namespace = self.args.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
-        Some(Store::ConfigMap { cluster, namespace })
-    }
-
     async fn once(&self, registry: &mut Registry) -> anyhow::Result<Exit> {
         let args = self.args;
         let source = source(args)?;
-        let store = self.store();
+        let applying_to = self.cluster.filter(|_| self.target == Target::Apply);
+        let store =
+            Store::choose(args.state_file.as_ref(), applying_to, args.from_file.is_none(), args.namespace.as_deref());
+        let scope = args.clusters.scope(self.target != Target::Output);
         let checkpoint = match &store {
-            Some(Store::File(path)) => Checkpoint::load(path)?,
-            Some(Store::ConfigMap { cluster, namespace }) => cluster.load_checkpoint(namespace).await?,
+            Some(store) => store.load(&scope).await?,
             None => None,
         };
-        let scope = args.clusters.scope(self.target != Target::Output);
-        if let Some(checkpoint) = &checkpoint {
-            check_cluster(checkpoint, &scope)?;
-        }
         let options = Options {
             mode: args.action,
             versions: self.versions(),
@@ -454,10 +435,8 @@ impl Run<'_> {
             let handled = outcome.handled.iter().map(|(id, at)| (id.as_str(), *at));
             if let Some(mut next) = Checkpoint::advance(checkpoint.as_ref(), handled, args.overlap) {
                 next.cluster = scope.name().map(str::to_string);
-                match &store {
-                    Some(Store::File(path)) => next.store(path)?,
-                    Some(Store::ConfigMap { cluster, namespace }) => cluster.store_checkpoint(namespace, &next).await?,
-                    None => {}
+                if let Some(store) = &store {
+                    store.save(&next).await?;
                 }
             }
         }
@@ -512,22 +491,6 @@ impl Run<'_> {
     }
 }
 
-/// A checkpoint records the cluster it was made for: two clusters sharing a
-/// checkpoint store must not skip each other's findings.
-fn check_cluster(checkpoint: &Checkpoint, scope: &ClusterScope) -> anyhow::Result<()> {
-    match (checkpoint.cluster.as_deref(), scope.name()) {
-        (Some(theirs), Some(ours)) if theirs != ours => bail!(
-            "the checkpoint belongs to cluster {theirs}, this run is for cluster {ours}: give each cluster its own \
-             checkpoint (--namespace, --state-file); nothing was written"
-        ),
-        (Some(theirs), None) => bail!(
-            "the checkpoint belongs to cluster {theirs}: pass --cluster-name {theirs} (or give this run its own \
-             checkpoint with --namespace or --state-file); nothing was written"
-        ),
-        _ => Ok(()),
-    }
-}
-
 fn source(args: &SyncArgs) -> anyhow::Result<Source> {
     if let Some(path) = &args.from_file {
         let name = path.display().to_string();
@@ -560,21 +523,7 @@ fn source(args: &SyncArgs) -> anyhow::Result<Source> {
     let retry = RetryPolicy { retries: args.retries, initial_delay: args.retry_delay, ..RetryPolicy::default() };
     let client =
         Client::new(ClientConfig { gateway, timeout: args.timeout, retry }, credentials, args.ca_file.as_deref())?;
-    let end = args.end.unwrap_or_else(Utc::now);
-    let since = args
-        .since
-        .or(args.hours.map(|h| Duration::from_secs(h.saturating_mul(3600))))
-        .unwrap_or(Duration::from_secs(24 * 3600));
-    let start = match args.start {
-        Some(start) => start,
-        None => chrono::Duration::from_std(since)
-            .ok()
-            .and_then(|since| end.checked_sub_signed(since))
-            .context("--since reaches before the start of time")?,
-    };
-    if start >= end {
-        bail!("the window is empty: start {start} is not before end {end}");
-    }
+    let Window { start, end } = Window::resolve(args.start, args.end, args.since, args.hours, Utc::now())?;
     let query = FindingsQuery {
         start,
         end,
