@@ -7,7 +7,7 @@
 //! written: a run that fails or is killed half-way leaves the next run to do
 //! the same findings again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -156,13 +156,13 @@ impl Store<'_> {
     /// (else the cluster's default); else nowhere (a findings file is an
     /// explicit input and needs no mark).
     pub fn choose<'a>(
-        state_file: Option<&PathBuf>,
+        state_file: Option<&Path>,
         applying_to: Option<&'a Cluster>,
         from_api: bool,
         namespace: Option<&str>,
     ) -> Option<Store<'a>> {
         if let Some(path) = state_file {
-            return Some(Store::File(path.clone()));
+            return Some(Store::File(path.to_path_buf()));
         }
         let cluster = applying_to.filter(|_| from_api)?;
         let namespace = namespace.unwrap_or_else(|| cluster.default_namespace()).to_string();

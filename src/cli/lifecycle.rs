@@ -14,7 +14,7 @@ use super::exit::Exit;
 use crate::policy::managed::Tuning;
 use crate::policy::validate::TetragonVersion;
 use crate::policy::{Found, ManagedPolicy, Mode};
-use crate::reconcile::{self, Block, Change, ReconcileError, block_changes};
+use crate::reconcile::{self, Block, ReconcileError, block_changes};
 
 /// Which policies a lifecycle command acts on.
 #[derive(Debug, Args)]
@@ -73,12 +73,6 @@ pub struct TuneArgs {
     write: WriteArgs,
 }
 
-/// The changes that write `new`, checked, over `old`: a block policy brings
-/// its NetworkPolicy companion along.
-fn changes_for(old: &Found, new: Block, others: &[serde_json::Value]) -> Vec<Change> {
-    block_changes(Some(old), Some(new), others, "")
-}
-
 /// `promote` (to `Mode::Sigkill`) or `demote` (to `Mode::Post`).
 pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
     let (event, verb) = match mode {
@@ -129,7 +123,7 @@ pub fn switch(args: ModeArgs, mode: Mode) -> anyhow::Result<Exit> {
                 Block::checked(new, &context)
             });
             match switched {
-                Ok(new) => changes.extend(changes_for(old, new, &existing.others)),
+                Ok(new) => changes.extend(block_changes(Some(old), Some(new), &existing.others, "")),
                 Err(error) => errors.push(error.to_string()),
             }
         }
@@ -179,7 +173,9 @@ pub fn tune(args: TuneArgs) -> anyhow::Result<Exit> {
             Ok(new) => new,
             Err(error) => return Ok(cluster::refuse(&[error])),
         };
-        cluster::carry_out(&cluster, changes_for(old, new, &existing.others), args.write.dry_run).await?;
+        // A block policy brings its NetworkPolicy companion along.
+        let changes = block_changes(Some(old), Some(new), &existing.others, "");
+        cluster::carry_out(&cluster, changes, args.write.dry_run).await?;
         Ok(Exit::Ok)
     })
 }

@@ -369,7 +369,7 @@ impl Run<'_> {
         let source = source(args)?;
         let applying_to = self.cluster.filter(|_| self.target == Target::Apply);
         let store =
-            Store::choose(args.state_file.as_ref(), applying_to, args.from_file.is_none(), args.namespace.as_deref());
+            Store::choose(args.state_file.as_deref(), applying_to, args.from_file.is_none(), args.namespace.as_deref());
         let scope = args.clusters.scope(self.target != Target::Output);
         let checkpoint = match &store {
             Some(store) => store.load(&scope).await?,

@@ -18,10 +18,10 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::mode::Mode;
-use super::object::{API_VERSION, Kind, ObjectName, PolicyObject, labels};
+use super::object::{Kind, ObjectName, PolicyObject, labels, object_value};
 use crate::reputation::Decision;
 
 /// Annotation: the entries of a block policy, as a JSON list.
@@ -302,24 +302,12 @@ impl ManagedPolicy {
 
     /// The whole object as JSON, keys in a fixed order: what is validated and applied.
     pub fn to_value(&self) -> Value {
-        let mut metadata = Map::new();
-        metadata.insert("name".into(), json!(self.name));
-        if let Some(namespace) = &self.namespace {
-            metadata.insert("namespace".into(), json!(namespace));
-        }
-        metadata.insert("labels".into(), json!(self.labels));
-        metadata.insert("annotations".into(), json!(self.annotations()));
-        json!({
-            "apiVersion": API_VERSION,
-            "kind": self.kind.as_str(),
-            "metadata": metadata,
-            "spec": self.spec,
-        })
+        object_value(self.object_name(), &self.labels, &self.annotations(), &self.spec)
     }
 
     /// Its name, for messages.
     pub fn object_name(&self) -> ObjectName<'_> {
-        ObjectName { kind: self.kind.as_str(), namespace: self.namespace.as_deref(), name: &self.name }
+        ObjectName::new(self.kind, self.namespace.as_deref(), &self.name)
     }
 
     /// The label `key`.
@@ -440,6 +428,7 @@ impl fmt::Display for ManagedPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::API_VERSION;
     use crate::reputation::Verdict;
 
     fn stored() -> Value {

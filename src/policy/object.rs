@@ -107,25 +107,36 @@ pub struct PolicyObject {
 impl PolicyObject {
     /// The whole object as JSON, keys in a fixed order.
     pub fn to_value(&self) -> Value {
-        let mut metadata = Map::new();
-        metadata.insert("name".into(), json!(self.name));
-        if let Some(namespace) = &self.namespace {
-            metadata.insert("namespace".into(), json!(namespace));
-        }
-        metadata.insert("labels".into(), json!(self.labels));
-        metadata.insert("annotations".into(), json!(self.annotations));
-        json!({
-            "apiVersion": API_VERSION,
-            "kind": self.kind.as_str(),
-            "metadata": metadata,
-            "spec": self.spec,
-        })
+        object_value(self.object_name(), &self.labels, &self.annotations, &self.spec)
     }
 
     /// Its name, for messages.
     pub fn object_name(&self) -> ObjectName<'_> {
-        ObjectName { kind: self.kind.as_str(), namespace: self.namespace.as_deref(), name: &self.name }
+        ObjectName::new(self.kind, self.namespace.as_deref(), &self.name)
     }
+}
+
+/// A TracingPolicy object of `name` as JSON, keys in a fixed order: the one
+/// writer of our objects' shape, for [`PolicyObject`] and the managed model.
+pub(crate) fn object_value(
+    name: ObjectName<'_>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    spec: &Value,
+) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(name.name));
+    if let Some(namespace) = name.namespace {
+        metadata.insert("namespace".into(), json!(namespace));
+    }
+    metadata.insert("labels".into(), json!(labels));
+    metadata.insert("annotations".into(), json!(annotations));
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": name.kind,
+        "metadata": metadata,
+        "spec": spec,
+    })
 }
 
 /// How messages name an object: `Kind/name` or `Kind/namespace/name`. The
@@ -142,6 +153,11 @@ pub struct ObjectName<'a> {
 }
 
 impl<'a> ObjectName<'a> {
+    /// The name of one of our kinds.
+    pub fn new(kind: Kind, namespace: Option<&'a str>, name: &'a str) -> ObjectName<'a> {
+        ObjectName { kind: kind.as_str(), namespace, name }
+    }
+
     /// The name of any object, `?` for what it lacks.
     pub fn of(object: &'a Value) -> ObjectName<'a> {
         let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
