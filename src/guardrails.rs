@@ -153,26 +153,80 @@ impl Protected {
     }
 }
 
+/// Why a value is not an address, a range or a port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Neither an address nor a CIDR.
+    #[error("{0:?} is not an IP address or CIDR (e.g. 203.0.113.7 or 198.51.100.0/24)")]
+    NotAnAddress(String),
+    /// A CIDR with bits set after its prefix.
+    #[error("{text} has bits set after its prefix; did you mean {network}?")]
+    HostBits {
+        /// The value as given.
+        text: String,
+        /// The network it probably means.
+        network: IpNet,
+    },
+    /// Not a number from 1 to 65535.
+    #[error("{0:?} is not a port (1-65535)")]
+    NotAPort(String),
+}
+
+/// Why a range or a port may not be blocked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `0.0.0.0/0` or `::/0`.
+    #[error("{0} is every address; blocking it would cut every connection")]
+    EveryAddress(IpNet),
+    /// Broader than a /8 (IPv4) or a /16 (IPv6).
+    #[error("{0} is broader than a /8 (IPv4) or /16 (IPv6); block narrower ranges")]
+    TooBroad(IpNet),
+    /// The range overlaps a protected one.
+    #[error("{net} overlaps {} ({}){}", .range.what, .range.net, force_hint(.range.forceable))]
+    ProtectedRange {
+        /// The range asked for.
+        net: IpNet,
+        /// The protected range it overlaps.
+        range: ProtectedRange,
+    },
+    /// The port is protected.
+    #[error("port {} is {}{}", .0.port, .0.what, force_hint(.0.forceable))]
+    ProtectedPort(ProtectedPort),
+}
+
+impl Refusal {
+    /// True when `--force` would have let the value through.
+    pub fn forceable(&self) -> bool {
+        match self {
+            Refusal::EveryAddress(_) | Refusal::TooBroad(_) => false,
+            Refusal::ProtectedRange { range, .. } => range.forceable,
+            Refusal::ProtectedPort(port) => port.forceable,
+        }
+    }
+}
+
+fn force_hint(forceable: bool) -> &'static str {
+    if forceable { " (--force overrides this)" } else { "" }
+}
+
 /// Parses an address or CIDR into its canonical network; host bits set
 /// after the prefix are refused (`10.0.0.1/8` is a typo, not `10.0.0.0/8`).
-pub fn parse_ip(text: &str) -> Result<IpNet, String> {
+pub fn parse_ip(text: &str) -> Result<IpNet, ValueError> {
     let text = text.trim();
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    let net: IpNet = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 203.0.113.7 or 198.51.100.0/24)"))?;
+    let net: IpNet = text.parse().map_err(|_| ValueError::NotAnAddress(text.to_string()))?;
     if net.trunc() != net {
-        return Err(format!("{text} has bits set after its prefix; did you mean {}?", net.trunc()));
+        return Err(ValueError::HostBits { text: text.to_string(), network: net.trunc() });
     }
     Ok(net)
 }
 
 /// Parses a port (1-65535).
-pub fn parse_port(text: &str) -> Result<u16, String> {
+pub fn parse_port(text: &str) -> Result<u16, ValueError> {
     match text.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("{:?} is not a port (1-65535)", text.trim())),
+        Ok(0) | Err(_) => Err(ValueError::NotAPort(text.trim().to_string())),
         Ok(port) => Ok(port),
     }
 }
@@ -182,33 +236,32 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 }
 
 /// Why `net` may not be blocked, if it may not; forced refusals are dropped with `force`.
-pub fn check_ip(net: &IpNet, protected: &Protected, force: bool) -> Option<String> {
+pub fn check_ip(net: &IpNet, protected: &Protected, force: bool) -> Option<Refusal> {
     if net.prefix_len() == 0 {
-        return Some(format!("{net} is every address; blocking it would cut every connection"));
+        return Some(Refusal::EveryAddress(*net));
     }
     let broad = match net {
         IpNet::V4(n) => n.prefix_len() < 8,
         IpNet::V6(n) => n.prefix_len() < 16,
     };
     if broad {
-        return Some(format!("{net} is broader than a /8 (IPv4) or /16 (IPv6); block narrower ranges"));
+        return Some(Refusal::TooBroad(*net));
     }
     // A refusal that cannot be forced is named before one that can.
     let mut hits: Vec<&ProtectedRange> =
         protected.ranges.iter().filter(|r| !(force && r.forceable) && overlaps(net, &r.net)).collect();
     hits.sort_by_key(|r| r.forceable);
-    hits.first().map(|r| {
-        let hint = if r.forceable { " (--force overrides this)" } else { "" };
-        format!("{net} overlaps {} ({}){hint}", r.what, r.net)
-    })
+    hits.first().map(|range| Refusal::ProtectedRange { net: *net, range: ProtectedRange::clone(range) })
 }
 
 /// Why `port` may not be blocked, if it may not.
-pub fn check_port(port: u16, protected: &Protected, force: bool) -> Option<String> {
-    protected.ports.iter().filter(|p| !(force && p.forceable)).find(|p| p.port == port).map(|p| {
-        let hint = if p.forceable { " (--force overrides this)" } else { "" };
-        format!("port {port} is {}{hint}", p.what)
-    })
+pub fn check_port(port: u16, protected: &Protected, force: bool) -> Option<Refusal> {
+    protected
+        .ports
+        .iter()
+        .filter(|p| !(force && p.forceable))
+        .find(|p| p.port == port)
+        .map(|p| Refusal::ProtectedPort(p.clone()))
 }
 
 #[cfg(test)]
@@ -228,9 +281,11 @@ mod tests {
     fn addresses_are_parsed_not_compared_as_text() {
         assert_eq!(parse_ip("203.0.113.7").unwrap().to_string(), "203.0.113.7/32");
         assert_eq!(parse_ip("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
-        assert!(parse_ip("10.0.0.1/8").unwrap_err().contains("did you mean 10.0.0.0/8"));
-        assert!(parse_ip("172.2").is_err());
-        assert!(parse_port("0").is_err() && parse_port("65536").is_err() && parse_port("x").is_err());
+        let typo = parse_ip("10.0.0.1/8").unwrap_err();
+        assert!(matches!(&typo, ValueError::HostBits { network, .. } if network.to_string() == "10.0.0.0/8"));
+        assert!(typo.to_string().contains("did you mean 10.0.0.0/8"));
+        assert!(matches!(parse_ip("172.2"), Err(ValueError::NotAnAddress(_))));
+        assert!(["0", "65536", "x"].iter().all(|p| matches!(parse_port(p), Err(ValueError::NotAPort(_)))));
         let p = cluster();
         assert_eq!(check_ip(&parse_ip("172.200.0.1").unwrap(), &p, false), None, "172.2 prefix is not 172.200");
     }
@@ -238,19 +293,24 @@ mod tests {
     #[test]
     fn every_guardrail_refuses() {
         let p = cluster();
-        let refuse = |text: &str, force: bool| check_ip(&parse_ip(text).unwrap(), &p, force);
+        let refusal = |text: &str, force: bool| check_ip(&parse_ip(text).unwrap(), &p, force);
+        let refuse = |text: &str, force: bool| refusal(text, force).map(|r| r.to_string());
+        assert!(matches!(refusal("0.0.0.0/0", true), Some(Refusal::EveryAddress(_))));
         assert!(refuse("0.0.0.0/0", true).unwrap().contains("every address"));
         assert!(refuse("::/0", true).unwrap().contains("every address"));
+        assert!(matches!(refusal("12.0.0.0/6", true), Some(Refusal::TooBroad(_))));
         assert!(refuse("12.0.0.0/6", true).unwrap().contains("broader"));
         assert!(refuse("127.0.0.53", true).unwrap().contains("loopback"));
         assert!(refuse("::1", true).unwrap().contains("loopback"));
         assert!(refuse("192.168.0.0/16", true).unwrap().contains("node node-1"));
         assert!(refuse("10.96.0.10", true).unwrap().contains("DNS"));
+        assert!(refusal("10.244.3.7", false).is_some_and(|r| r.forceable()));
         assert!(refuse("10.244.3.7", false).unwrap().contains("--force"));
         assert_eq!(refuse("10.244.3.7", true), None);
         assert_eq!(refuse("169.254.169.254", false), None, "the metadata endpoint may be blocked");
-        assert!(check_port(53, &p, true).unwrap().contains("DNS"));
-        assert!(check_port(6443, &p, false).unwrap().contains("--force"));
+        assert!(!check_port(53, &p, true).unwrap().forceable());
+        assert!(check_port(53, &p, true).unwrap().to_string().contains("DNS"));
+        assert!(check_port(6443, &p, false).unwrap().to_string().contains("--force"));
         assert_eq!(check_port(6443, &p, true), None);
         assert_eq!(check_port(4444, &p, false), None);
     }

@@ -37,5 +37,6 @@ mod tests {
             assert!(!is_dns_label(bad), "{bad}");
         }
         assert!(!is_dns_subdomain("a..b") && !is_dns_subdomain("../etc"));
+        assert!(is_dns_subdomain("cdr-a.b") && !is_dns_subdomain("Cdr") && !is_dns_subdomain("a_b"));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cluster::resource::Resource;
 use crate::cluster::{Cluster, ClusterError, managed_selector};
-use crate::guardrails::{Protected, check_ip, check_port, parse_ip, parse_port};
+use crate::guardrails::{Protected, Refusal, ValueError, check_ip, check_port, parse_ip, parse_port};
 use crate::policy::block::{Target, build, entry, upsert};
 use crate::policy::managed::BlockEntry;
 use crate::policy::{Found, ManagedPolicy, Mode, system_namespace_mode};
@@ -24,8 +24,8 @@ pub const MAX_ENTRIES: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
     /// Values or the resulting policy refused: every reason, one per line.
-    #[error("{}", .0.join("\n"))]
-    Refused(Vec<String>),
+    #[error("{}", lines(.0))]
+    Refused(Vec<Refused>),
     /// Nothing the request names is blocked.
     #[error("nothing to unblock")]
     NothingToUnblock {
@@ -44,6 +44,39 @@ pub enum BlockError {
     /// The cluster could not be read.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+}
+
+/// One reason a block request writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A value is not an address, a range or a port.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// A value is protected by the guardrails.
+    #[error(transparent)]
+    Protected(#[from] Refusal),
+    /// The block policy would hold more entries than allowed.
+    #[error("{policy} would hold {entries} entries, more than --max-entries {max}; unblock some or raise the limit")]
+    TooManyEntries {
+        /// The block policy.
+        policy: &'static str,
+        /// How many it would hold.
+        entries: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The block policy exists in the other mode than the one asked for.
+    #[error("{policy} is in {} mode; {verb} it (kubectl qualys-respond {verb} {policy}) or leave out --action", .mode.label(), verb = if *.mode == Mode::Sigkill { "demote" } else { "promote" })]
+    OtherMode {
+        /// The block policy.
+        policy: &'static str,
+        /// The mode it is in.
+        mode: Mode,
+    },
+}
+
+fn lines(refusals: &[Refused]) -> String {
+    refusals.iter().map(Refused::to_string).collect::<Vec<_>>().join("\n")
 }
 
 /// What to block, as parsed and checked for form (not yet for the cluster).
@@ -97,8 +130,8 @@ pub struct Planned {
 /// is a refusal.
 pub fn parse_values(ips: &[String], ports: &[String]) -> Result<(Vec<IpNet>, Vec<u16>), BlockError> {
     let mut refusals = Vec::new();
-    let ips = ips.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e)).ok()).collect();
-    let ports = ports.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e)).ok()).collect();
+    let ips = ips.iter().filter_map(|v| parse_ip(v).map_err(|e| refusals.push(e.into())).ok()).collect();
+    let ports = ports.iter().filter_map(|v| parse_port(v).map_err(|e| refusals.push(e.into())).ok()).collect();
     if refusals.is_empty() { Ok((ips, ports)) } else { Err(BlockError::Refused(refusals)) }
 }
 
@@ -152,9 +185,11 @@ pub async fn plan_block(
     for (net, named) in &request.protect {
         protected.range(*net, format!("--protect {named}"), false);
     }
-    let mut refusals: Vec<String> =
-        request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).collect();
-    refusals.extend(request.ports.iter().filter_map(|port| check_port(*port, &protected, request.force)));
+    let mut refusals: Vec<Refused> =
+        request.ips.iter().filter_map(|ip| check_ip(ip, &protected, request.force)).map(Refused::from).collect();
+    refusals.extend(
+        request.ports.iter().filter_map(|port| check_port(*port, &protected, request.force)).map(Refused::from),
+    );
     if !refusals.is_empty() {
         return Err(BlockError::Refused(refusals));
     }
@@ -189,24 +224,20 @@ pub async fn plan_block(
             .collect();
         upsert(&mut entries, new_entries);
         if entries.len() > request.max_entries {
-            return Err(BlockError::Refused(vec![format!(
-                "{} would hold {} entries, more than --max-entries {}; unblock some or raise the limit",
-                target.policy_name(),
-                entries.len(),
-                request.max_entries
-            )]));
+            return Err(BlockError::Refused(vec![Refused::TooManyEntries {
+                policy: target.policy_name(),
+                entries: entries.len(),
+                max: request.max_entries,
+            }]));
         }
         let existing_mode = old.as_ref().and_then(|old| old.policy.mode());
         if let (Some(existing_mode), Some(wanted_mode)) = (existing_mode, request.action)
             && existing_mode != wanted_mode
         {
-            let verb = if wanted_mode == Mode::Sigkill { "promote" } else { "demote" };
-            return Err(BlockError::Refused(vec![format!(
-                "{} is in {} mode; {verb} it (kubectl qualys-respond {verb} {}) or leave out --action",
-                target.policy_name(),
-                existing_mode.label(),
-                target.policy_name()
-            )]));
+            return Err(BlockError::Refused(vec![Refused::OtherMode {
+                policy: target.policy_name(),
+                mode: existing_mode,
+            }]));
         }
         let mode = match existing_mode {
             Some(mode) => mode,

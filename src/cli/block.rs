@@ -144,7 +144,7 @@ pub fn block(args: BlockArgs) -> anyhow::Result<Exit> {
     };
     let mut protect = Vec::new();
     for cidr in &args.protect {
-        protect.push((parse_ip(cidr).map_err(anyhow::Error::msg)?, cidr.clone()));
+        protect.push((parse_ip(cidr)?, cidr.clone()));
     }
     let request = BlockRequest {
         ips,

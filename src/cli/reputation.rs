@@ -77,8 +77,7 @@ impl ReputationArgs {
 
     /// The judge these flags describe; `protected` holds the cluster's ranges.
     pub fn judge(&self, protected: Arc<RwLock<Protected>>) -> anyhow::Result<Judge> {
-        let allow =
-            self.allow.iter().map(|a| parse_ip(a).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
+        let allow = self.allow.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
         let key: Option<Box<dyn Fn() -> SecretString + Send + Sync>> = match &self.abuseipdb_key_file {
             Some(path) => {
                 let watched = Watched::load(

@@ -215,7 +215,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     }
     let mut protect = Vec::new();
     for cidr in &args.protect {
-        protect.push((parse_ip(cidr).map_err(anyhow::Error::msg)?, cidr.clone()));
+        protect.push((parse_ip(cidr)?, cidr.clone()));
     }
     let versions = args.tetragon_version.map_or_else(|| TetragonVersion::ALL.to_vec(), |v| vec![v]);
     let runtime =

@@ -41,9 +41,9 @@ pub fn apply(spec: &mut Value, cluster_wide: bool, guardrails: &Guardrails) {
         let selector = object.entry("podSelector").or_insert_with(|| json!({}));
         exclude_namespaces(selector, &guardrails.system_namespaces);
     }
-    for_each_selector_mut(spec, |hook_list, selector| {
-        if matches!(hook_list, "uprobes" | "usdts") {
-            return; // bound to one binary's path; checked by the validator
+    for_each_selector_mut(spec, |site, selector| {
+        if !site.is_kernel() {
+            return; // checked by the validator
         }
         exclude_protected(selector);
         if enforces(selector) {

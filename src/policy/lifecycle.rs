@@ -15,15 +15,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::guard;
-#[cfg(test)]
-use super::guard::NAMESPACE_LABEL;
-use super::managed::{Json, ManagedPolicy, Transition, Tuning, timestamp};
+use super::managed::{Json, ManagedPolicy, Transition, timestamp};
 use super::mode::Mode;
-use super::object::{Kind, labels};
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS, array, erase_values, text, unite_values, value_order};
+use super::object::labels;
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, array, erase_values, selectors, text, unite_values};
 
 /// Transitions kept in the history annotation (the oldest are dropped).
 const HISTORY_ENTRIES: usize = 20;
@@ -66,12 +63,8 @@ pub fn enforce_actions(enforced_spec: &Value) -> BTreeMap<String, Vec<Value>> {
             }
         }
     };
-    for hook_list in HOOKS {
-        for (h, hook) in array(enforced_spec, hook_list).iter().enumerate() {
-            for (s, selector) in array(hook, "selectors").iter().enumerate() {
-                visit(format!("/{hook_list}/{h}/selectors/{s}"), selector);
-            }
-        }
+    for (site, _, selector) in selectors(enforced_spec) {
+        visit(site.pointer(), selector);
     }
     if let Some(macros) = enforced_spec.get("selectorsMacros").and_then(Value::as_object) {
         for (name, selector) in macros {
@@ -123,38 +116,6 @@ impl ManagedPolicy {
         }
     }
 
-    /// Narrows the policy by `tuning`'s exclusions and records them on it.
-    ///
-    /// A binary leaves every `In` list and joins every `NotIn`/`NotPostfix`
-    /// list; a namespace joins a `NotIn` expression on the pod namespace label
-    /// of a cluster-wide policy. Anything that cannot be expressed in
-    /// Tetragon's one binary filter per selector is refused, as is a tuning
-    /// that would leave a selector without binaries to match.
-    pub fn tune(&mut self, tuning: &Tuning) -> Result<(), LifecycleError> {
-        let refuse = |reason: String| LifecycleError::Tuning { name: self.to_string(), reason };
-        for path in &tuning.binaries {
-            if !path.starts_with('/') || path.len() >= 128 {
-                return Err(refuse(format!("{path} is not an absolute path shorter than 128 characters")));
-            }
-        }
-        if self.kind == Kind::TracingPolicyNamespaced && !tuning.namespaces.is_empty() {
-            let own = self.namespace.as_deref().unwrap_or_default();
-            return Err(refuse(format!(
-                "it is a TracingPolicyNamespaced that only applies to namespace {own}; demote or delete it instead of excluding namespaces"
-            )));
-        }
-        if !tuning.binaries.is_empty() {
-            let mut spec = self.spec.clone();
-            exclude_binaries(&mut spec, &tuning.binaries).map_err(refuse)?;
-            self.spec = spec;
-        }
-        if !tuning.namespaces.is_empty() {
-            exclude_namespaces(&mut self.spec, &tuning.namespaces);
-        }
-        self.tuning = tuning.clone();
-        Ok(())
-    }
-
     /// Merges what a sync built (`self`) into what the cluster holds
     /// (`existing`, made by us earlier): the existing mode, tuning and history
     /// stay; indicators, values and finding ids are united.
@@ -198,59 +159,16 @@ impl ManagedPolicy {
     }
 }
 
-fn exclude_binaries(spec: &mut Value, paths: &BTreeSet<String>) -> Result<(), String> {
-    for hook_list in HOOKS.iter().filter(|h| !matches!(**h, "uprobes" | "usdts")) {
-        let Some(hooks) = spec.get_mut(*hook_list).and_then(Value::as_array_mut) else { continue };
-        for (h, hook) in hooks.iter_mut().enumerate() {
-            let Some(selectors) = hook.get_mut("selectors").and_then(Value::as_array_mut) else { continue };
-            for (s, selector) in selectors.iter_mut().enumerate() {
-                let at = format!("{hook_list}[{h}].selectors[{s}]");
-                let Some(entry) = selector.pointer_mut("/matchBinaries/0") else {
-                    return Err(format!("{at} has no binary filter to add an exclusion to"));
-                };
-                let operator = text(entry, "operator").to_string();
-                let Some(values) = entry.get_mut("values").and_then(Value::as_array_mut) else { continue };
-                match operator.as_str() {
-                    "In" => {
-                        values.retain(|v| !v.as_str().is_some_and(|v| paths.contains(v)));
-                        if values.is_empty() {
-                            return Err(format!(
-                                "excluding every binary of {at} would leave it matching none; demote or delete the policy instead"
-                            ));
-                        }
-                    }
-                    "NotIn" | "NotPostfix" => {
-                        for path in paths {
-                            if !values.iter().any(|v| v.as_str() == Some(path)) {
-                                values.push(json!(path));
-                            }
-                        }
-                        values.sort_by(value_order);
-                    }
-                    other => {
-                        return Err(format!(
-                            "{at} filters binaries with {other}, and Tetragon allows one binary filter per selector"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn exclude_namespaces(spec: &mut Value, namespaces: &BTreeSet<String>) {
-    let Some(object) = spec.as_object_mut() else { return };
-    let selector = object.entry("podSelector").or_insert_with(|| json!({}));
-    guard::exclude_namespaces(selector, namespaces);
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::PolicyObject;
+pub(super) mod tests {
+    use serde_json::json;
 
-    fn object(actions: Value) -> ManagedPolicy {
+    use super::*;
+    use crate::policy::managed::Tuning;
+    use crate::policy::{Kind, PolicyObject};
+
+    /// An audit-mode policy whose one selector has `actions` when enforced.
+    pub(in crate::policy) fn object(actions: Value) -> ManagedPolicy {
         let enforced = json!({"kprobes": [{"call": "tcp_connect", "syscall": false,
             "args": [{"index": 0, "type": "sock"}],
             "selectors": [{"matchArgs": [{"index": 0, "operator": "DPort", "values": ["4444"]}],
@@ -320,37 +238,6 @@ mod tests {
         assert_eq!(policy.mode_since.as_deref(), Some("2026-01-01T01:00:00Z"));
         let read = ManagedPolicy::from_value(&written).unwrap();
         assert_eq!(read, policy, "the lifecycle's annotations read back as written");
-    }
-
-    #[test]
-    fn tuning_narrows_binary_filters_and_namespaces() {
-        let mut policy = object(json!([{"action": "Sigkill"}]));
-        let tuning = Tuning {
-            binaries: BTreeSet::from(["/usr/bin/nc".to_string()]),
-            namespaces: BTreeSet::from(["ci".to_string()]),
-        };
-        policy.tune(&tuning).unwrap();
-        let binaries = &policy.spec["kprobes"][0]["selectors"][0]["matchBinaries"][0]["values"];
-        assert_eq!(binaries, &json!(["/kubelet", "/usr/bin/nc"]));
-        assert_eq!(
-            policy.spec["podSelector"]["matchExpressions"],
-            json!([{"key": NAMESPACE_LABEL, "operator": "NotIn", "values": ["ci"]}])
-        );
-        assert_eq!(ManagedPolicy::from_value(&policy.to_value()).unwrap().tuning, tuning);
-    }
-
-    #[test]
-    fn tuning_refuses_what_it_cannot_express() {
-        let mut policy = object(json!([{"action": "Sigkill"}]));
-        policy.spec["kprobes"][0]["selectors"][0]["matchBinaries"] =
-            json!([{"operator": "In", "values": ["/usr/bin/nc"]}]);
-        let only = Tuning { binaries: BTreeSet::from(["/usr/bin/nc".to_string()]), ..Tuning::default() };
-        let before = policy.clone();
-        assert!(policy.tune(&only).unwrap_err().to_string().contains("matching none"));
-        assert_eq!(policy, before, "a refused tuning changes nothing");
-        policy.kind = Kind::TracingPolicyNamespaced;
-        let namespace = Tuning { namespaces: BTreeSet::from(["x".to_string()]), ..Tuning::default() };
-        assert!(policy.tune(&namespace).unwrap_err().to_string().contains("TracingPolicyNamespaced"));
     }
 
     #[test]

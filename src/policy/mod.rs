@@ -6,7 +6,7 @@
 //! `validate` checks every object against Tetragon's CRDs, the loader rules
 //! and our safety rules before anything leaves the host. `object` is the
 //! Kubernetes object itself and `managed` our typed model of it, from here to
-//! the cluster, which `lifecycle` moves along; `block` builds the manual
+//! the cluster, which `lifecycle` moves along and `tuning` narrows; `block` builds the manual
 //! block policies; `spec` holds helpers for walking a spec.
 
 mod assemble;
@@ -19,6 +19,7 @@ pub mod managed;
 mod mode;
 mod object;
 pub(crate) mod spec;
+mod tuning;
 pub mod validate;
 
 pub use assemble::{Assembled, Assembler, Draft, assemble, system_namespace_mode};

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, HOOKS};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, for_each_selector_mut};
 
 /// Whether enforcing actions enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -44,15 +44,7 @@ impl Mode {
     /// alike) becomes `Post`; in both modes a mapper's `policy-mode` option,
     /// which would otherwise override the mode in the agent, is dropped.
     pub fn apply(self, spec: &mut Value) {
-        for hook_list in HOOKS {
-            if let Some(hooks) = spec.get_mut(*hook_list).and_then(Value::as_array_mut) {
-                for hook in hooks {
-                    if let Some(selectors) = hook.get_mut("selectors").and_then(Value::as_array_mut) {
-                        selectors.iter_mut().for_each(|s| self.rewrite_selector(s));
-                    }
-                }
-            }
-        }
+        for_each_selector_mut(spec, |_, selector| self.rewrite_selector(selector));
         if let Some(macros) = spec.get_mut("selectorsMacros").and_then(Value::as_object_mut) {
             macros.values_mut().for_each(|s| self.rewrite_selector(s));
         }

@@ -26,17 +26,76 @@ pub fn enforces(selector: &Value) -> bool {
     array(selector, "matchActions").iter().any(|a| ENFORCING_ACTIONS.contains(&text(a, "action")))
 }
 
-/// Every selector of the spec, mutably, with its hook list name.
-pub fn for_each_selector_mut(spec: &mut Value, mut visit: impl FnMut(&str, &mut Value)) {
-    for hook_list in HOOKS {
-        let Some(hooks) = spec.get_mut(*hook_list).and_then(Value::as_array_mut) else { continue };
-        for hook in hooks {
+/// Where a selector sits in a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    /// The hook list, one of [`HOOKS`].
+    pub hooks: &'static str,
+    /// The hook's index in its list.
+    pub hook: usize,
+    /// The selector's index in its hook.
+    pub selector: usize,
+}
+
+impl Site {
+    /// `kprobes[0].selectors[1]`, for messages.
+    pub fn path(&self) -> String {
+        format!("{}[{}].selectors[{}]", self.hooks, self.hook, self.selector)
+    }
+
+    /// `/kprobes/0/selectors/1`, a JSON pointer into the spec.
+    pub fn pointer(&self) -> String {
+        format!("/{}/{}/selectors/{}", self.hooks, self.hook, self.selector)
+    }
+
+    /// True for a kernel hook; uprobes and USDTs are bound to one binary's
+    /// path, so binary filters are not added to them.
+    pub fn is_kernel(&self) -> bool {
+        !matches!(self.hooks, "uprobes" | "usdts")
+    }
+}
+
+/// Every hook of the spec with its list's name and its index, lists in the
+/// order of [`HOOKS`].
+pub fn hooks(spec: &Value) -> impl Iterator<Item = (&'static str, usize, &Value)> {
+    HOOKS.iter().flat_map(move |list| array(spec, list).iter().enumerate().map(move |(h, hook)| (*list, h, hook)))
+}
+
+/// Every selector of the spec with its site and its hook, in the order of [`hooks`].
+pub fn selectors(spec: &Value) -> impl Iterator<Item = (Site, &Value, &Value)> {
+    hooks(spec).flat_map(|(hooks, h, hook)| {
+        array(hook, "selectors")
+            .iter()
+            .enumerate()
+            .map(move |(s, selector)| (Site { hooks, hook: h, selector: s }, hook, selector))
+    })
+}
+
+/// Calls `visit` with every selector of the spec, mutably, in the order of
+/// [`selectors`], until it returns an error.
+pub fn try_for_each_selector_mut<E>(
+    spec: &mut Value,
+    mut visit: impl FnMut(Site, &mut Value) -> Result<(), E>,
+) -> Result<(), E> {
+    for hooks in HOOKS {
+        let Some(list) = spec.get_mut(*hooks).and_then(Value::as_array_mut) else { continue };
+        for (h, hook) in list.iter_mut().enumerate() {
             let Some(selectors) = hook.get_mut("selectors").and_then(Value::as_array_mut) else { continue };
-            for selector in selectors {
-                visit(hook_list, selector);
+            for (s, selector) in selectors.iter_mut().enumerate() {
+                visit(Site { hooks, hook: h, selector: s }, selector)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Calls `visit` with every selector of the spec, mutably.
+pub fn for_each_selector_mut(spec: &mut Value, mut visit: impl FnMut(Site, &mut Value)) {
+    let visited: Result<(), std::convert::Infallible> = try_for_each_selector_mut(spec, |site, selector| {
+        visit(site, selector);
+        Ok(())
+    });
+    let Ok(()) = visited;
 }
 
 /// Replaces every `values` list with null (what is left is a spec's shape).

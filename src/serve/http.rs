@@ -501,7 +501,7 @@ fn block_error(error: BlockError) -> ApiError {
     match error {
         BlockError::Refused(refusals) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused; nothing was written")
-                .with(json!({"refusals": refusals}))
+                .with(json!({"refusals": refusals.iter().map(ToString::to_string).collect::<Vec<_>>()}))
         }
         BlockError::NothingToUnblock { warnings } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "nothing to unblock").with(json!({"warnings": warnings}))

@@ -27,10 +27,10 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::problem::{Problem, problem};
-use crate::guardrails::{Guardrails, check_ip, check_port, parse_ip, too_broad};
+use crate::guardrails::{Guardrails, Refusal, check_ip, check_port, parse_ip, too_broad};
 use crate::policy::binaries::{COMMON, PROTECTED, hit};
 use crate::policy::guard::{NAMESPACE_LABEL, protected_match};
-use crate::policy::spec::{HOOKS, array, enforces, text};
+use crate::policy::spec::{array, enforces, selectors, text};
 use crate::policy::{Kind, PROTECTED_BINARIES};
 
 /// Operators that exclude rather than select.
@@ -71,15 +71,11 @@ pub fn check(object: &Value, kind: Kind, guardrails: &Guardrails, out: &mut Vec<
     let spec = object.get("spec").unwrap_or(&Value::Null);
     let narrow = kind == Kind::TracingPolicyNamespaced || names_workload(spec);
     let mut enforcing = false;
-    for hook_list in HOOKS {
-        for (h, hook) in array(spec, hook_list).iter().enumerate() {
-            for (s, selector) in array(hook, "selectors").iter().enumerate().filter(|(_, s)| enforces(s)) {
-                enforcing = true;
-                let at = format!("spec.{hook_list}[{h}].selectors[{s}]");
-                let context = Selector { hook_list, hook, selector, at: &at, narrow, guardrails };
-                context.check(out);
-            }
-        }
+    for (site, hook, selector) in selectors(spec).filter(|(_, _, selector)| enforces(selector)) {
+        enforcing = true;
+        let at = format!("spec.{}", site.path());
+        let context = Selector { hook_list: site.hooks, hook, selector, at: &at, narrow, guardrails };
+        context.check(out);
     }
     if !enforcing {
         return;
@@ -319,7 +315,7 @@ impl Selector<'_> {
                     }
                     nets.push(net);
                 }
-                Err(reason) => out.push(problem(at, "safety/address", reason)),
+                Err(reason) => out.push(problem(at, "safety/address", reason.to_string())),
             }
         }
         if too_broad(&nets) {
@@ -344,7 +340,7 @@ impl Selector<'_> {
             let (Ok(low), Ok(high)) = (low, high) else { continue };
             let (low, high) = (low.min(high), low.max(high));
             covered += u32::from(high - low) + 1;
-            let hits: Vec<String> = self
+            let hits: Vec<Refusal> = self
                 .guardrails
                 .protected
                 .ports

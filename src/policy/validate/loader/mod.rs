@@ -4,14 +4,18 @@
 //! logs these failures in the agent, so we catch them first.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
-use ipnet::IpNet;
 use serde_json::Value;
+
+mod operators;
+
+use operators::{
+    ADDRESS_OPS, ArgClass, CAPPED_INT_OPS, FILE_TYPES, PORT_OPS, PRIV_PORT_OPS, is_address, is_number, is_port_or_range,
+};
 
 use super::problem::{Problem, problem};
 use crate::policy::Kind;
-use crate::policy::spec::{HOOKS, array, text};
+use crate::policy::spec::{HOOKS, array, hooks, text};
 
 const MAX_SELECTORS: usize = 5;
 const MAX_ARGS: usize = 5;
@@ -20,57 +24,6 @@ const MAX_ACTIONS: usize = 3;
 const MAX_INT_VALUES: usize = 4;
 const MAX_SUBSTRING_LEN: usize = 99;
 const MAX_SUBSTRINGS_PER_HOOK: usize = 100;
-
-/// How Tetragon treats an argument type in `matchArgs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ArgClass {
-    Integer,
-    Text,
-    FilePath,
-    Socket,
-    SockAddr,
-    UnixAddr,
-    Other,
-}
-
-fn class_of(arg_type: &str) -> ArgClass {
-    match arg_type {
-        "int" | "sint8" | "int8" | "uint8" | "sint16" | "int16" | "uint16" | "uint32" | "sint32" | "int32"
-        | "ulong" | "uint64" | "size_t" | "long" | "sint64" | "int64" | "syscall64" | "capability" | "kernel_cap_t"
-        | "cap_inheritable" | "cap_permitted" | "cap_effective" | "bpf_cmd" => ArgClass::Integer,
-        "string" | "char_buf" | "char_iovec" | "const_buf" | "filename" | "linux_binprm" | "data_loc" => ArgClass::Text,
-        "file" | "path" | "fd" | "dentry" => ArgClass::FilePath,
-        "sock" | "socket" | "skb" => ArgClass::Socket,
-        "sockaddr" => ArgClass::SockAddr,
-        "sockaddr_un" => ArgClass::UnixAddr,
-        _ => ArgClass::Other,
-    }
-}
-
-const ADDRESS_OPS: &[&str] = &["SAddr", "NotSAddr", "DAddr", "NotDAddr"];
-const PORT_OPS: &[&str] =
-    &["SPort", "NotSPort", "SPortPriv", "NotSportPriv", "DPort", "NotDPort", "DPortPriv", "NotDPortPriv"];
-const PRIV_PORT_OPS: &[&str] = &["SPortPriv", "NotSportPriv", "DPortPriv", "NotDPortPriv"];
-const SOCKET_ONLY_OPS: &[&str] = &["Protocol", "Family", "State"];
-const TEXT_OPS: &[&str] =
-    &["Equal", "NotEqual", "Prefix", "NotPrefix", "Postfix", "NotPostfix", "SubString", "SubStringIgnCase"];
-const INT_OPS: &[&str] = &[
-    "Equal",
-    "NotEqual",
-    "GT",
-    "LT",
-    "GreaterThan",
-    "LessThan",
-    "Mask",
-    "InRange",
-    "NotInRange",
-    "InMap",
-    "NotInMap",
-    "CapabilitiesGained",
-];
-/// Integer operators whose values sit in a fixed-size array in BPF.
-const CAPPED_INT_OPS: &[&str] = &["Equal", "NotEqual", "GT", "LT", "GreaterThan", "LessThan", "Mask", "InRange"];
-const FILE_TYPES: &[&str] = &["sock", "lnk", "reg", "blk", "dir", "chr", "fifo"];
 
 /// Adds the loader problems of `object` to `out`.
 pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
@@ -83,7 +36,9 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let kprobe_multi_off = array(spec, "options")
         .iter()
         .any(|o| text(o, "name") == "disable-kprobe-multi" && matches!(text(o, "value"), "1" | "true"));
-    let sections: Vec<&str> = SECTIONS.iter().copied().filter(|s| !array(spec, s).is_empty()).collect();
+    // One policy holds one kind of hook (`PolicyHandler` in
+    // `pkg/sensors/tracing/policyhandler_linux.go`).
+    let sections: Vec<&str> = HOOKS.iter().copied().filter(|s| !array(spec, s).is_empty()).collect();
     if sections.len() > 1 {
         out.push(problem(
             "spec",
@@ -95,22 +50,16 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         ));
     }
     let lists = array(spec, "lists");
-    for hook_list in HOOKS {
-        let mut calls = BTreeSet::new();
-        for (h, hook) in array(spec, hook_list).iter().enumerate() {
-            let at = format!("spec.{hook_list}[{h}]");
-            if *hook_list == "kprobes" {
-                check_kprobe(hook, &at, &mut calls, out);
-            }
-            let ctx = Hook { list: hook_list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists };
-            ctx.check(out);
+    let mut calls = BTreeSet::new();
+    for (list, h, hook) in hooks(spec) {
+        let at = format!("spec.{list}[{h}]");
+        if list == "kprobes" {
+            check_kprobe(hook, &at, &mut calls, out);
         }
+        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists };
+        ctx.check(out);
     }
 }
-
-/// The hook kinds of which one policy may hold only one (`PolicyHandler` in
-/// `pkg/sensors/tracing/policyhandler_linux.go`).
-const SECTIONS: &[&str] = &["kprobes", "tracepoints", "lsmhooks", "uprobes", "usdts", "fentries"];
 
 fn check_metadata(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -421,16 +370,8 @@ fn check_match_arg(matcher: &Value, at: &str, args: &Args<'_>, out: &mut Vec<Pro
         check_list_values(&values, arg_type, at, args, out);
         return 0;
     }
-    let class = class_of(arg_type);
-    let allowed: Vec<&str> = match class {
-        ArgClass::Socket => [ADDRESS_OPS, PORT_OPS, SOCKET_ONLY_OPS].concat(),
-        ArgClass::SockAddr => vec!["SAddr", "NotSAddr", "SPort", "NotSPort", "SPortPriv", "NotSportPriv", "Family"],
-        ArgClass::UnixAddr => [TEXT_OPS, &["Family"][..]].concat(),
-        ArgClass::Text => TEXT_OPS.to_vec(),
-        ArgClass::FilePath => [TEXT_OPS, &["FileType", "NotFileType"][..]].concat(),
-        ArgClass::Integer => INT_OPS.to_vec(),
-        ArgClass::Other => return 0,
-    };
+    let class = ArgClass::of(arg_type);
+    let Some(allowed) = class.operators() else { return 0 };
     if operator != "CelExpr" && !allowed.contains(&operator) {
         let hint = if class == ArgClass::SockAddr && (operator.contains("DPort") || operator.contains("DAddr")) {
             " (on connect hooks the sockaddr's destination sits in the source slots: use SAddr/SPort, or hook tcp_connect with a sock argument)"
@@ -509,41 +450,4 @@ fn check_match_arg(matcher: &Value, at: &str, args: &Args<'_>, out: &mut Vec<Pro
         _ => {}
     }
     0
-}
-
-fn is_number(text: &str) -> bool {
-    let digits = text.trim().strip_prefix('-').unwrap_or(text.trim());
-    if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
-        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
-    }
-    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
-}
-
-/// An address or a CIDR, as Tetragon's `DAddr`/`SAddr` take them.
-fn is_address(text: &str) -> bool {
-    text.parse::<IpAddr>().is_ok() || text.parse::<IpNet>().is_ok()
-}
-
-fn is_port_or_range(text: &str) -> bool {
-    match text.split_once(':') {
-        None => text.parse::<u16>().is_ok(),
-        Some((low, high)) => matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(l), Ok(h)) if l <= h),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn value_parsers() {
-        assert!(is_number("0x10000000") && is_number("-1") && is_number("131072"));
-        assert!(!is_number("O_WRONLY") && !is_number("") && !is_number("0x"));
-        assert!(is_address("10.0.0.0/8") && is_address("fd00:ec2::254") && is_address("::/0"));
-        assert!(!is_address("10.0.0.0/33") && !is_address("172.2") && !is_address("host"));
-        assert!(is_port_or_range("3333") && is_port_or_range("1000:2000"));
-        assert!(!is_port_or_range("70000") && !is_port_or_range("20:10"));
-        use crate::names::is_dns_subdomain;
-        assert!(is_dns_subdomain("cdr-a.b") && !is_dns_subdomain("Cdr") && !is_dns_subdomain("a_b"));
-    }
 }
