@@ -5,7 +5,7 @@
 //! run holds one spec per policy, not one per finding, and no finding's raw
 //! JSON outlives its mapping. The result does not depend on record order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -80,8 +80,7 @@ pub struct Pipeline<'r> {
     checkpoint: Option<Checkpoint>,
     assembler: Assembler,
     report: Report,
-    seen: BTreeSet<String>,
-    categories: BTreeMap<String, String>,
+    seen: HashSet<String>,
     handled: Vec<(String, DateTime<Utc>)>,
     observer: Option<Box<dyn FnMut(std::time::Duration) + Send + 'r>>,
     /// Finding values kept from the mappers, with how many findings named each.
@@ -97,8 +96,7 @@ impl<'r> Pipeline<'r> {
             checkpoint: None,
             assembler: Assembler::default(),
             report: Report::default(),
-            seen: BTreeSet::new(),
-            categories: BTreeMap::new(),
+            seen: HashSet::new(),
             handled: Vec::new(),
             observer: None,
             withheld: BTreeMap::new(),
@@ -162,9 +160,8 @@ impl<'r> Pipeline<'r> {
         }
         self.map(&finding, assessment);
         if let Some(detected) = finding.detected_at {
-            self.handled.push((finding.id.clone(), detected));
+            self.handled.push((finding.id, detected));
         }
-        self.categories.insert(finding.id, finding.category);
     }
 
     /// A finding of another cluster is done with too: the checkpoint moves
@@ -204,7 +201,12 @@ impl<'r> Pipeline<'r> {
 
     fn map(&mut self, finding: &Finding, assessment: &Assessment) {
         let key = finding.category_key();
-        *self.report.findings.entry(key.clone()).or_default() += 1;
+        match self.report.findings.get_mut(&key) {
+            Some(count) => *count += 1,
+            None => {
+                self.report.findings.insert(key.clone(), 1);
+            }
+        }
         let subject = || format!("finding {} ({})", finding.id, finding.category);
         let Some(plugin) = self.registry.route(&key) else {
             self.report.skipped.push(Skip { subject: subject(), reason: SkipReason::UnknownCategory });
@@ -265,10 +267,9 @@ impl<'r> Pipeline<'r> {
                 problems.sort();
                 problems.dedup();
             }
-            let category = |id: &String| self.categories.get(id).cloned().unwrap_or_default();
             if problems.is_empty() {
-                let key = assembled.finding_ids.first().map(|id| crate::finding::category_key(&category(id)));
-                *self.report.policies.entry(key.unwrap_or_default()).or_default() += 1;
+                let key = crate::finding::category_key(&assembled.category);
+                *self.report.policies.entry(key).or_default() += 1;
                 policies.push(assembled);
                 continue;
             }
@@ -276,7 +277,7 @@ impl<'r> Pipeline<'r> {
             tracing::warn!(%object, problems = problems.len(), "generated policy failed validation");
             for id in &assembled.finding_ids {
                 self.report.skipped.push(Skip {
-                    subject: format!("finding {id} ({})", category(id)),
+                    subject: format!("finding {id} ({})", assembled.category),
                     reason: SkipReason::InvalidPolicy { object: object.clone(), problems: problems.clone() },
                 });
             }

@@ -14,12 +14,13 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, OtherCluster};
 use crate::cluster::{Cluster, ClusterError};
-use crate::finding::ClusterScope;
+use crate::finding::{ClusterScope, Finding};
 use crate::mapper::Registry;
 use crate::pipeline::{Options, Outcome, Pipeline};
 use crate::qualys::client::{Client, ClientError, FindingsQuery};
-use crate::qualys::records::{self, DocumentError, Record};
-use crate::reputation::Judge;
+use crate::qualys::records::{self, DocumentError};
+use crate::report::Skip;
+use crate::reputation::{Assessment, Judge};
 
 /// Where findings come from.
 pub enum Source {
@@ -207,12 +208,14 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// Reports fetch progress: (findings so far, total when known).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
 
-/// Judges a record's addresses (with a judge) and hands it to the pipeline.
-async fn push(pipeline: &mut Pipeline<'_>, record: Record, judge: Option<&Judge>) {
-    let Some(judge) = judge else { return pipeline.push(record) };
-    match crate::pipeline::parse(record) {
+/// Judges a finding's addresses (with a judge) and hands it to the pipeline.
+async fn push(pipeline: &mut Pipeline<'_>, parsed: Result<Finding, Skip>, judge: Option<&Judge>) {
+    match parsed {
         Ok(finding) => {
-            let assessment = judge.assess(&finding).await;
+            let assessment = match judge {
+                Some(judge) => judge.assess(&finding).await,
+                None => Assessment::default(),
+            };
             pipeline.push_finding(finding, &assessment);
         }
         Err(skip) => pipeline.push_skip(skip),
@@ -232,14 +235,15 @@ pub async fn fetch(
     let mut pipeline = Pipeline::new(registry, options.clone()).with_checkpoint(checkpoint.cloned());
     match source {
         Source::Text { name, text } => {
-            // The document is read on a thread of its own and its records
-            // arrive in batches as they are parsed: mapping starts at once,
-            // runs beside the parsing, and no tree of the whole file is built.
-            let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
+            // The document is read and its records turned into findings on a
+            // thread of its own; they arrive in batches: mapping starts at
+            // once, runs beside the parsing, and no tree of the whole file is
+            // built.
+            let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Result<Finding, Skip>>>(BATCHES_IN_FLIGHT);
             let reader = std::thread::spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
                 let read = records::stream(&text, |record| {
-                    batch.push(record);
+                    batch.push(crate::pipeline::parse(record));
                     if batch.len() == BATCH {
                         // A closed channel means the run is over; the rest is not wanted.
                         let _ = sender.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
@@ -252,8 +256,8 @@ pub async fn fetch(
             });
             let mut done = 0;
             while let Some(batch) = batches.recv().await {
-                for record in batch {
-                    push(&mut pipeline, record, judge).await;
+                for parsed in batch {
+                    push(&mut pipeline, parsed, judge).await;
                     done += 1;
                 }
                 progress(done, None);
@@ -275,7 +279,7 @@ pub async fn fetch(
                 let received = page.records.len() as u64;
                 tracing::debug!(offset, received, total = ?page.total, "findings page");
                 for record in page.records {
-                    push(&mut pipeline, record, judge).await;
+                    push(&mut pipeline, crate::pipeline::parse(record), judge).await;
                 }
                 offset += received;
                 progress(offset, page.total);

@@ -6,6 +6,7 @@
 //! once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, Instance, Linker};
@@ -77,13 +78,16 @@ pub struct Plugin {
     live: Option<Live>,
     specs: Specs,
     /// A selective mapper's answers, by the key of what it was sent.
-    answers: Recent<Vec<u8>, Vec<MappedPolicy>>,
+    answers: Recent<Vec<u8>, Vec<Arc<MappedPolicy>>>,
     /// Passed to `configure` on every new instance.
     settings: Vec<(String, String)>,
 }
 
-/// Answers remembered per selective component, per generation of [`Recent`].
-const ANSWER_ENTRIES: usize = 4096;
+/// Answers remembered per selective component, per generation of
+/// [`Recent`]: enough for the distinct combinations of a large burst
+/// (BENCHMARKS.md: 15,000 in 100,000 findings fit, about 20 MB), at most
+/// twice this many kept.
+const ANSWER_ENTRIES: usize = 16_384;
 
 struct Live {
     store: Store<State>,
@@ -222,9 +226,10 @@ impl Plugin {
         called.map(Some).map_err(|e| format!("reads: {}", self.trapped(e, store)))
     }
 
-    /// Maps one finding. A failure of any kind poisons nothing: the instance
+    /// Maps one finding (a selective mapper's answer is shared, not copied,
+    /// when it was given before). A failure of any kind poisons nothing: the instance
     /// is dropped and the next call starts a fresh one.
-    pub fn map(&mut self, finding: &Finding) -> Result<Vec<MappedPolicy>, CallError> {
+    pub fn map(&mut self, finding: &Finding) -> Result<Vec<Arc<MappedPolicy>>, CallError> {
         let sent = Sent::new(finding, self.info.reads);
         let key = (!self.info.reads.is_all()).then(|| sent.key());
         if let Some(answer) = key.as_ref().and_then(|key| self.answers.get(key)) {
@@ -250,6 +255,7 @@ impl Plugin {
         self.live = Some(live);
         let policies = returned.map_err(|refusal| CallError::Refused(clip(&refusal)))?;
         let mapped = boundary::check_output(policies, &self.limits, &mut self.specs).map_err(CallError::Invalid)?;
+        let mapped: Vec<Arc<MappedPolicy>> = mapped.into_iter().map(Arc::new).collect();
         if let Some(key) = key {
             self.answers.insert(key, mapped.clone());
         }

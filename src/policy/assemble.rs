@@ -39,8 +39,8 @@ pub struct Draft {
     pub category: String,
     /// `name@version` of the mapper.
     pub mapper: String,
-    /// What the mapper returned.
-    pub policy: MappedPolicy,
+    /// What the mapper returned (shared with the mapper's answer cache).
+    pub policy: Arc<MappedPolicy>,
     /// What the host judged about the finding (shared by its drafts).
     pub evidence: Arc<Evidence>,
 }
@@ -55,6 +55,9 @@ pub struct Assembled {
     pub enforced: PolicyObject,
     /// Ids of the findings it answers, sorted.
     pub finding_ids: Vec<String>,
+    /// Their category, as the findings spell it (the first in sort order
+    /// when they spell it differently).
+    pub category: String,
     /// Why it is not in the mode asked for, when it is not.
     pub warning: Option<String>,
 }
@@ -70,8 +73,9 @@ pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode, guardrails:
 /// Merges drafts as they come, so that a run holds one spec per group, not
 /// one per finding.
 pub struct Assembler {
-    /// key → shape → merged group
-    groups: BTreeMap<GroupKey, BTreeMap<String, Group>>,
+    /// (key, shape) → the group's index in `groups`
+    index: BTreeMap<(GroupKey, String), usize>,
+    groups: Vec<Group>,
     /// Specs already merged, by the address of their shared value: a spec a
     /// component returned before adds nothing but its finding's id and
     /// indicators. Each entry keeps its `Arc`, so an address is never reused
@@ -81,7 +85,7 @@ pub struct Assembler {
 
 impl Default for Assembler {
     fn default() -> Assembler {
-        Assembler { groups: BTreeMap::new(), merged: Recent::new(MERGED_CACHE_ENTRIES) }
+        Assembler { index: BTreeMap::new(), groups: Vec::new(), merged: Recent::new(MERGED_CACHE_ENTRIES) }
     }
 }
 
@@ -93,54 +97,71 @@ const MERGED_CACHE_ENTRIES: usize = crate::mapper::SPEC_CACHE_ENTRIES;
 /// Category key, template, scope.
 type GroupKey = (String, String, Scope);
 
+/// A spec merged before, with everything that must match for a draft with
+/// the same spec to join the same group (compared as written, without
+/// building a key).
 struct Merged {
-    key: GroupKey,
-    technique: String,
+    category: String,
+    policy: Arc<MappedPolicy>,
     mapper: String,
-    shape: String,
-    _spec: Arc<Value>,
+    group: usize,
+}
+
+impl Merged {
+    fn matches(&self, draft: &Draft) -> bool {
+        let (a, b) = (&self.policy, &draft.policy);
+        self.category == draft.category
+            && a.template == b.template
+            && a.scope == b.scope
+            && a.technique == b.technique
+            && self.mapper == draft.mapper
+    }
 }
 
 impl Assembler {
     /// Merges one draft into its group.
     pub fn add(&mut self, draft: Draft) {
-        let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
         let address = Arc::as_ptr(&draft.policy.spec) as usize;
-        let known = self.merged.get(&address).and_then(|merged| {
-            merged.iter().find(|m| m.key == key && m.technique == draft.policy.technique && m.mapper == draft.mapper)
-        });
-        if let Some(group) = known.and_then(|m| self.groups.get_mut(&key)?.get_mut(&m.shape)) {
-            group.record(draft);
+        let known = self.merged.get(&address).and_then(|merged| merged.iter().find(|m| m.matches(&draft)));
+        if let Some(merged) = known {
+            self.groups[merged.group].record(draft);
             return;
         }
+        let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
         let shape = shape_of(&draft);
+        let group = *self.index.entry((key, shape)).or_insert_with(|| {
+            self.groups.push(Group::new(&draft));
+            self.groups.len() - 1
+        });
         let merged = Merged {
-            key: key.clone(),
-            technique: draft.policy.technique.clone(),
+            category: draft.category.clone(),
+            policy: Arc::clone(&draft.policy),
             mapper: draft.mapper.clone(),
-            shape: shape.clone(),
-            _spec: Arc::clone(&draft.policy.spec),
+            group,
         };
         match self.merged.get_mut(&address) {
             Some(list) => list.push(merged),
             None => self.merged.insert(address, vec![merged]),
         }
-        let group = self.groups.entry(key).or_default().entry(shape).or_insert_with(|| Group::new(&draft));
-        spec::insert_values(&mut group.spec, &draft.policy.spec);
-        group.record(draft);
+        spec::insert_values(&mut self.groups[group].spec, &draft.policy.spec);
+        self.groups[group].record(draft);
     }
 
     /// The objects, sorted by kind, namespace and name.
     pub fn finish(self, mode: Mode, guardrails: &Guardrails) -> Vec<Assembled> {
+        let mut shapes: BTreeMap<&GroupKey, usize> = BTreeMap::new();
+        for (key, _) in self.index.keys() {
+            *shapes.entry(key).or_default() += 1;
+        }
+        let mut groups: Vec<Option<Group>> = self.groups.into_iter().map(Some).collect();
         let mut out: Vec<Assembled> = self
-            .groups
-            .into_iter()
-            .flat_map(|((category, template, scope), shapes)| {
-                let several = shapes.len() > 1;
-                shapes.into_iter().map(move |(shape, group)| {
-                    let suffix = several.then(|| short_hash(&shape));
-                    group.finish(&category, &template, &scope, suffix.as_deref(), mode, guardrails)
-                })
+            .index
+            .iter()
+            .filter_map(|((key, shape), at)| {
+                let (category, template, scope) = key;
+                let suffix = (shapes[key] > 1).then(|| short_hash(shape));
+                let group = groups[*at].take()?;
+                Some(group.finish(category, template, scope, suffix.as_deref(), mode, guardrails))
             })
             .collect();
         out.sort_by(|a, b| {
@@ -155,10 +176,13 @@ impl Assembler {
 }
 
 struct Group {
+    /// The category as the drafts spell it.
+    spellings: BTreeSet<String>,
     technique: String,
     mapper: String,
     spec: Value,
-    finding_ids: BTreeSet<String>,
+    /// Sorted and deduplicated when the group is finished.
+    finding_ids: Vec<String>,
     indicators: BTreeSet<String>,
     decisions: BTreeMap<std::net::IpAddr, Decision>,
     domains: BTreeSet<String>,
@@ -169,10 +193,11 @@ impl Group {
         let mut spec = Value::clone(&draft.policy.spec);
         spec::clear_values(&mut spec);
         Group {
+            spellings: BTreeSet::new(),
             technique: draft.policy.technique.clone(),
             mapper: draft.mapper.clone(),
             spec,
-            finding_ids: BTreeSet::new(),
+            finding_ids: Vec::new(),
             indicators: BTreeSet::new(),
             decisions: BTreeMap::new(),
             domains: BTreeSet::new(),
@@ -181,8 +206,15 @@ impl Group {
 
     /// Adds the draft's finding and indicators (its values are already in).
     fn record(&mut self, draft: Draft) {
-        self.finding_ids.insert(draft.finding_id);
-        self.indicators.extend(draft.policy.indicators);
+        if !self.spellings.contains(&draft.category) {
+            self.spellings.insert(draft.category);
+        }
+        self.finding_ids.push(draft.finding_id);
+        for indicator in &draft.policy.indicators {
+            if !self.indicators.contains(indicator) {
+                self.indicators.insert(indicator.clone());
+            }
+        }
         if !draft.evidence.is_empty() {
             self.decisions.extend(draft.evidence.decisions.iter().map(|(ip, d)| (*ip, d.clone())));
             self.domains.extend(draft.evidence.domains.iter().cloned());
@@ -207,7 +239,9 @@ impl Group {
         let mut enforced_spec = self.spec.clone();
         Mode::Sigkill.apply(&mut enforced_spec);
         mode.apply(&mut self.spec);
-        let finding_ids: Vec<String> = self.finding_ids.into_iter().collect();
+        let mut finding_ids = self.finding_ids;
+        finding_ids.sort_unstable();
+        finding_ids.dedup();
         let object = PolicyObject {
             kind,
             name: object_name(category, template, suffix),
@@ -240,7 +274,8 @@ impl Group {
         let mut enforced = object.clone();
         enforced.labels.insert(labels::MODE.to_string(), Mode::Sigkill.label().to_string());
         enforced.spec = enforced_spec;
-        Assembled { object, enforced, finding_ids, warning }
+        let category = self.spellings.into_iter().next().unwrap_or_default();
+        Assembled { object, enforced, finding_ids, category, warning }
     }
 }
 
@@ -353,7 +388,7 @@ mod tests {
             finding_id: id.into(),
             category: "Crypto_Mining".into(),
             mapper: "default@0.1.0".into(),
-            policy: MappedPolicy {
+            policy: Arc::new(MappedPolicy {
                 template: "pool-ports".into(),
                 technique: "T1496".into(),
                 scope: ns.map_or(Scope::Cluster, |ns| Scope::Namespace(ns.into())),
@@ -362,7 +397,7 @@ mod tests {
                     "args": [{"index": 0, "type": "sock"}],
                     "selectors": [{"matchArgs": [{"index": 0, "operator": "DPort", "values": ports}],
                                    "matchActions": [{"action": "Sigkill"}]}]}]})),
-            },
+            }),
             evidence: Arc::default(),
         }
     }
@@ -397,10 +432,10 @@ mod tests {
     fn a_shared_spec_is_merged_once_but_every_finding_is_recorded() {
         let first = draft("a", None, &["3333"]);
         let mut second = draft("b", None, &["9"]);
-        second.policy.spec = Arc::clone(&first.policy.spec);
+        Arc::make_mut(&mut second.policy).spec = Arc::clone(&first.policy.spec);
         let mut other_category = draft("c", None, &["9"]);
         other_category.category = "Reverse_Shell".into();
-        other_category.policy.spec = Arc::clone(&first.policy.spec);
+        Arc::make_mut(&mut other_category.policy).spec = Arc::clone(&first.policy.spec);
         let out = assemble(
             vec![first, second, other_category, draft("d", None, &["4444"])],
             Mode::Post,
@@ -417,7 +452,7 @@ mod tests {
     #[test]
     fn different_shapes_get_distinct_stable_names() {
         let mut other = draft("z", None, &["1"]);
-        Arc::make_mut(&mut other.policy.spec)["kprobes"][0]["call"] = json!("tcp_sendmsg");
+        Arc::make_mut(&mut Arc::make_mut(&mut other.policy).spec)["kprobes"][0]["call"] = json!("tcp_sendmsg");
         let out = assemble(vec![draft("a", None, &["2"]), other], Mode::Post, &Guardrails::default());
         assert_eq!(out.len(), 2);
         assert_ne!(out[0].object.name, out[1].object.name);

@@ -14,13 +14,66 @@ use super::problem::{Problem, problem};
 
 /// Checks `value` at `path` against `schema`, adding what is wrong to `out`.
 pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) {
+    check_at(schema, value, &At { parent: None, step: Step::Root(path) }, out);
+}
+
+/// Where a value sits in the document: written out only for a problem, so
+/// a valid object costs no path strings.
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    step: Step<'a>,
+}
+
+enum Step<'a> {
+    Root(&'a str),
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> At<'a> {
+    fn key(&'a self, key: &'a str) -> At<'a> {
+        At { parent: Some(self), step: Step::Key(key) }
+    }
+
+    fn index(&'a self, index: usize) -> At<'a> {
+        At { parent: Some(self), step: Step::Index(index) }
+    }
+
+    /// `spec.kprobes[0].call`; the root of an empty path is `(root)`.
+    fn render(&self) -> String {
+        let mut path = String::new();
+        self.write(&mut path);
+        if path.is_empty() { "(root)".to_string() } else { path }
+    }
+
+    fn write(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write(out);
+        }
+        match self.step {
+            Step::Root(path) => out.push_str(path),
+            Step::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Step::Index(index) => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
+            }
+        }
+    }
+}
+
+fn check_at(schema: &Value, value: &Value, at: &At<'_>, out: &mut Vec<Problem>) {
     if value.is_null() {
         return; // the API server prunes nulls before validating
     }
-    let here = if path.is_empty() { "(root)" } else { path };
     if !type_matches(schema, value) {
         let expected = schema.get("type").and_then(Value::as_str).unwrap_or("int-or-string");
-        out.push(problem(here, "schema", format!("expected {expected}, got {}", json_type(value))));
+        out.push(problem(at.render(), "schema", format!("expected {expected}, got {}", json_type(value))));
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
@@ -28,20 +81,19 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
     {
         let list: Vec<String> =
             allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
-        out.push(problem(here, "schema", format!("{value} is not one of: {}", list.join(", "))));
+        out.push(problem(at.render(), "schema", format!("{value} is not one of: {}", list.join(", "))));
     }
     match value {
         Value::Object(map) => {
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             for (key, child) in map {
-                let child_path = join(path, key);
                 match (properties.and_then(|p| p.get(key)), additional) {
                     (Some(child_schema), _) | (None, Some(child_schema)) => {
-                        check(child_schema, child, &child_path, out)
+                        check_at(child_schema, child, &at.key(key), out)
                     }
                     (None, None) if properties.is_some() => {
-                        out.push(problem(child_path, "schema", "unknown field"));
+                        out.push(problem(at.key(key).render(), "schema", "unknown field"));
                     }
                     (None, None) => {} // a free-form object such as `metadata`
                 }
@@ -49,7 +101,7 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
             for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
                 let name = required.as_str().unwrap_or_default();
                 if map.get(name).is_none_or(Value::is_null) {
-                    out.push(problem(join(path, name), "schema", "required field is missing"));
+                    out.push(problem(at.key(name).render(), "schema", "required field is missing"));
                 }
             }
         }
@@ -58,21 +110,21 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && count > max
             {
-                out.push(problem(here, "schema", format!("{count} items, at most {max} allowed")));
+                out.push(problem(at.render(), "schema", format!("{count} items, at most {max} allowed")));
             }
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && count < min
             {
-                out.push(problem(here, "schema", format!("{count} items, at least {min} required")));
+                out.push(problem(at.render(), "schema", format!("{count} items, at least {min} required")));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"), out);
+                    check_at(item_schema, item, &at.index(i), out);
                 }
             }
         }
-        Value::String(text) => check_string(schema, text, here, out),
-        Value::Number(number) => check_number(schema, number, here, out),
+        Value::String(text) => check_string(schema, text, at, out),
+        Value::Number(number) => check_number(schema, number, at, out),
         Value::Bool(_) | Value::Null => {}
     }
     for rule in schema.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten() {
@@ -80,16 +132,12 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) 
         let message = rule.get("message").and_then(Value::as_str).unwrap_or(expression);
         match cel::evaluate(expression, value) {
             Ok(true) => {}
-            Ok(false) => out.push(problem(here, "schema", message)),
+            Ok(false) => out.push(problem(at.render(), "schema", message)),
             Err(unsupported) => {
-                out.push(problem(here, "schema", format!("cannot evaluate rule {expression:?}: {unsupported}")))
+                out.push(problem(at.render(), "schema", format!("cannot evaluate rule {expression:?}: {unsupported}")))
             }
         }
     }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -120,40 +168,40 @@ fn type_matches(schema: &Value, value: &Value) -> bool {
     }
 }
 
-fn check_string(schema: &Value, text: &str, path: &str, out: &mut Vec<Problem>) {
+fn check_string(schema: &Value, text: &str, at: &At<'_>, out: &mut Vec<Problem>) {
     let length = text.chars().count() as u64;
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && length > max
     {
-        out.push(problem(path, "schema", format!("{length} characters, at most {max} allowed")));
+        out.push(problem(at.render(), "schema", format!("{length} characters, at most {max} allowed")));
     }
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && length < min
     {
-        out.push(problem(path, "schema", format!("{length} characters, at least {min} required")));
+        out.push(problem(at.render(), "schema", format!("{length} characters, at least {min} required")));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         match compiled(pattern) {
             Some(regex) if !regex.is_match(text) => {
-                out.push(problem(path, "schema", format!("{text:?} does not match {pattern}")));
+                out.push(problem(at.render(), "schema", format!("{text:?} does not match {pattern}")));
             }
             Some(_) => {}
-            None => out.push(problem(path, "schema", format!("cannot compile pattern {pattern}"))),
+            None => out.push(problem(at.render(), "schema", format!("cannot compile pattern {pattern}"))),
         }
     }
 }
 
-fn check_number(schema: &Value, number: &serde_json::Number, path: &str, out: &mut Vec<Problem>) {
+fn check_number(schema: &Value, number: &serde_json::Number, at: &At<'_>, out: &mut Vec<Problem>) {
     let as_f64 = number.as_f64().unwrap_or(f64::NAN);
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
         && as_f64 < min
     {
-        out.push(problem(path, "schema", format!("{number} is less than the minimum {min}")));
+        out.push(problem(at.render(), "schema", format!("{number} is less than the minimum {min}")));
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
         && as_f64 > max
     {
-        out.push(problem(path, "schema", format!("{number} is more than the maximum {max}")));
+        out.push(problem(at.render(), "schema", format!("{number} is more than the maximum {max}")));
     }
     let fits = match schema.get("format").and_then(Value::as_str) {
         Some("int32") => number.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
@@ -162,7 +210,7 @@ fn check_number(schema: &Value, number: &serde_json::Number, path: &str, out: &m
     };
     if !fits {
         out.push(problem(
-            path,
+            at.render(),
             "schema",
             format!("{number} does not fit {}", schema["format"].as_str().unwrap_or_default()),
         ));
@@ -173,7 +221,12 @@ fn check_number(schema: &Value, number: &serde_json::Number, path: &str, out: &m
 fn compiled(pattern: &str) -> Option<Regex> {
     static CACHE: LazyLock<Mutex<HashMap<String, Option<Regex>>>> = LazyLock::new(Default::default);
     let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    cache.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok()).clone()
+    if let Some(regex) = cache.get(pattern) {
+        return regex.clone();
+    }
+    let regex = Regex::new(pattern).ok();
+    cache.insert(pattern.to_string(), regex.clone());
+    regex
 }
 
 #[cfg(test)]
