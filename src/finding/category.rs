@@ -4,13 +4,11 @@
 
 /// The lookup key of a category name: trimmed, lower-cased, `-` and spaces as `_`.
 pub fn category_key(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| match c {
-            '-' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+    let mut key = name.trim().to_ascii_lowercase();
+    if key.contains(['-', ' ']) {
+        key = key.replace(['-', ' '], "_");
+    }
+    key
 }
 
 #[cfg(test)]

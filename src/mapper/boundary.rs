@@ -191,7 +191,8 @@ impl<'a> Sent<'a> {
     }
 
     /// Everything sent, as bytes: equal keys mean equal records. Each part
-    /// is length-prefixed, so no two records share a key.
+    /// is length-prefixed and each list ends with an absent part, so no two
+    /// records share a key.
     pub(super) fn key(&self) -> Vec<u8> {
         fn text(text: Option<&str>) -> Option<&[u8]> {
             text.map(str::as_bytes)
@@ -219,6 +220,7 @@ impl<'a> Sent<'a> {
         for argument in record.process.as_ref().map(|p| p.arguments).unwrap_or_default() {
             part(text(Some(argument)));
         }
+        part(None);
         part(text(record.destination_ip));
         part(record.destination_port.map(u16::to_le_bytes).as_ref().map(|port| &port[..]));
         for technique in record.mitre_techniques {
@@ -537,6 +539,22 @@ mod tests {
         a.namespace = Some("a".into());
         let mut b = finding("a", "c");
         b.namespace = Some("a-b".into());
+        assert_ne!(Sent::new(&a, reads).key(), Sent::new(&b, reads).key());
+    }
+
+    #[test]
+    fn an_argument_is_never_taken_for_the_address_after_it() {
+        // Port 12337 is the bytes "10", the same as a technique "10": without
+        // an end to the argument list these two findings shared a key.
+        let reads = Reads::ALL;
+        let mut a = finding("a", "p");
+        a.process = Some(Process { binary: "/bin/x".into(), arguments: vec!["203.0.113.5".into()] });
+        a.destination_port = Some(u16::from_le_bytes(*b"10"));
+        let mut b = finding("a", "p");
+        b.process = Some(Process { binary: "/bin/x".into(), arguments: Vec::new() });
+        b.destination_ip = Some("203.0.113.5".parse().unwrap());
+        b.destination_port = None;
+        b.mitre_techniques = vec!["10".into()];
         assert_ne!(Sent::new(&a, reads).key(), Sent::new(&b, reads).key());
     }
 }

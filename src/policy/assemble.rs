@@ -124,7 +124,9 @@ impl Assembler {
         let address = Arc::as_ptr(&draft.policy.spec) as usize;
         let known = self.merged.get(&address).and_then(|merged| merged.iter().find(|m| m.matches(&draft)));
         if let Some(merged) = known {
-            self.groups[merged.group].record(draft);
+            // The very answer recorded before: its indicators are in already.
+            let indicators = !Arc::ptr_eq(&merged.policy, &draft.policy);
+            self.groups[merged.group].record(draft, indicators);
             return;
         }
         let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
@@ -144,7 +146,7 @@ impl Assembler {
             None => self.merged.insert(address, vec![merged]),
         }
         spec::insert_values(&mut self.groups[group].spec, &draft.policy.spec);
-        self.groups[group].record(draft);
+        self.groups[group].record(draft, true);
     }
 
     /// The objects, sorted by kind, namespace and name.
@@ -204,13 +206,14 @@ impl Group {
         }
     }
 
-    /// Adds the draft's finding and indicators (its values are already in).
-    fn record(&mut self, draft: Draft) {
+    /// Adds the draft's finding and, when asked, its indicators (its values
+    /// are already in).
+    fn record(&mut self, draft: Draft, indicators: bool) {
         if !self.spellings.contains(&draft.category) {
             self.spellings.insert(draft.category);
         }
         self.finding_ids.push(draft.finding_id);
-        for indicator in &draft.policy.indicators {
+        for indicator in draft.policy.indicators.iter().filter(|_| indicators) {
             if !self.indicators.contains(indicator) {
                 self.indicators.insert(indicator.clone());
             }
