@@ -1,8 +1,8 @@
 //! Builds the default mapper component (`plugins/default`) for `wasm32-wasip2`
-//! and leaves it in `OUT_DIR`, where `src/mapper/embedded.rs` embeds it, so
-//! that one installed binary carries its default mappings; and turns the
-//! Tetragon CRDs (`crds/tetragon/`, YAML as Tetragon publishes them) into the
-//! compact JSON schemas `src/policy/validate/crd.rs` embeds, so that a run
+//! and leaves it in `OUT_DIR` with its SHA-256, where `src/mapper/embedded.rs`
+//! embeds both, so that one installed binary carries its default mappings;
+//! and turns the Tetragon CRDs (`crds/tetragon/`, YAML as Tetragon publishes
+//! them) into the compact JSON schemas `src/policy/validate/crd.rs` embeds, so that a run
 //! parses a few hundred kilobytes of JSON instead of 1.5 MB of YAML.
 
 use std::env;
@@ -46,6 +46,16 @@ fn main() {
     }
     let built = target_dir.join(TARGET).join("plugin").join(format!("{}.wasm", PLUGIN.replace('-', "_")));
     copy(&built, &out_dir.join("default_mapper.wasm"));
+    digest(&out_dir.join("default_mapper.wasm"), &out_dir.join("default_mapper.sha256"));
+}
+
+/// Writes the SHA-256 of the component as 64 lowercase hex digits, so the
+/// binary does not hash its own embedded bytes at every start.
+fn digest(component: &Path, into: &Path) {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(component).unwrap_or_else(|e| panic!("cannot read {}: {e}", component.display()));
+    let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(into, hex).unwrap_or_else(|e| panic!("cannot write {}: {e}", into.display()));
 }
 
 /// The CRD files, by version directory.

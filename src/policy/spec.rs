@@ -173,6 +173,9 @@ fn zip_values(into: &mut Value, from: &Value, f: &mut impl FnMut(&mut Vec<Value>
 /// Numbers (and strings that are whole numbers, such as ports) first, in
 /// numeric order, then everything else by its text.
 pub fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    if a == b {
+        return std::cmp::Ordering::Equal; // the common case of a merge: the value is in already
+    }
     let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<i64>().ok()).map(|n| n as f64));
     match (number(a), number(b)) {
         (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.to_string().cmp(&b.to_string())),

@@ -118,8 +118,13 @@ fn check_at(schema: &Value, value: &Value, at: &At<'_>, out: &mut Vec<Problem>) 
                 out.push(problem(at.render(), "schema", format!("{count} items, at least {min} required")));
             }
             if let Some(item_schema) = schema.get("items") {
+                // A schema that only names a type (a `values` list of strings)
+                // is checked by its type alone; the full check runs when it fails.
+                let plain = item_schema.as_object().is_some_and(|keys| keys.keys().all(|k| k == "type"));
                 for (i, item) in items.iter().enumerate() {
-                    check_at(item_schema, item, &at.index(i), out);
+                    if !(plain && type_matches(item_schema, item)) {
+                        check_at(item_schema, item, &at.index(i), out);
+                    }
                 }
             }
         }
