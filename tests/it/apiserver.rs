@@ -129,16 +129,20 @@ static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
 static PREFIXES: AtomicUsize = AtomicUsize::new(0);
 
 /// Stops a process and removes its directory when this test binary exits
-/// (its stdin closes): `$1` is the directory, the rest the command. The
-/// guard itself ends with the process, so an early exit can be seen and its
-/// log read.
+/// (its stdin closes): `$1` is the directory, the rest the command. A
+/// process still running 5 s after SIGTERM gets SIGKILL (kube-apiserver
+/// waits for ever to shut down gracefully once its etcd is gone). The guard
+/// itself ends with the process, so an early exit can be seen and its log
+/// read.
 /// (An asynchronous list reads /dev/null unless told otherwise: hence fd 3.)
 const GUARD: &str = r#"dir=$1; shift
 exec 3<&0
 "$@" </dev/null &
 child=$!
-(cat <&3 >/dev/null; kill "$child" 2>/dev/null
- while kill -0 "$child" 2>/dev/null; do sleep 0.1; done; rm -rf "$dir") &
+(cat <&3 >/dev/null; kill "$child" 2>/dev/null; waited=0
+ while kill -0 "$child" 2>/dev/null; do
+   waited=$((waited + 1)); [ "$waited" -eq 50 ] && kill -9 "$child" 2>/dev/null; sleep 0.1
+ done; rm -rf "$dir") &
 wait "$child""#;
 
 fn guarded(dir: &Path, program: &Path, args: &[String], log: &Path) -> Child {
