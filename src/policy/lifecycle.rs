@@ -27,27 +27,7 @@ const HISTORY_ENTRIES: usize = 20;
 /// Finding ids listed in the annotation (the count stays exact).
 const MAX_LISTED_IDS: usize = 100;
 
-/// Why a lifecycle step cannot be taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LifecycleError {
-    /// The object is not ours.
-    #[error("{0} is not managed by kubectl qualys-respond (no {managed}={manager} label); it is left alone", managed = labels::MANAGED_BY, manager = labels::MANAGER)]
-    NotManaged(String),
-    /// The enforce-actions annotation is missing or broken.
-    #[error("{name} has no valid {annotation} annotation, so its enforcing actions are unknown; regenerate it with sync", annotation = labels::ENFORCE_ACTIONS)]
-    NoEnforceActions {
-        /// The object.
-        name: String,
-    },
-    /// A tuning request that cannot be expressed or would break the policy.
-    #[error("cannot tune {name}: {reason}")]
-    Tuning {
-        /// The object.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-}
+pub use super::error::LifecycleError;
 
 /// The action lists of `enforced_spec` that hold an enforcing action, by
 /// JSON pointer, in their enforce-mode form: the value of the

@@ -12,6 +12,7 @@
 mod assemble;
 pub mod binaries;
 pub mod block;
+mod error;
 pub mod evidence;
 pub mod guard;
 pub mod lifecycle;

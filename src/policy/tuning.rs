@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::error::LifecycleError;
 use super::guard;
-use super::lifecycle::LifecycleError;
 use super::managed::{ManagedPolicy, Tuning};
 use super::object::Kind;
 use super::spec::{text, try_for_each_selector_mut, value_order};
