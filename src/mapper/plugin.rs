@@ -85,8 +85,8 @@ pub struct Plugin {
 
 /// Answers remembered per selective component, per generation of
 /// [`Recent`]: enough for the distinct combinations of a large burst
-/// (BENCHMARKS.md: 15,000 in 100,000 findings fit, about 20 MB), at most
-/// twice this many kept.
+/// (BENCHMARKS.md: the 15,000 of its 100,000-finding file fit); at most
+/// twice this many are kept.
 const ANSWER_ENTRIES: usize = 16_384;
 
 struct Live {
@@ -226,9 +226,9 @@ impl Plugin {
         called.map(Some).map_err(|e| format!("reads: {}", self.trapped(e, store)))
     }
 
-    /// Maps one finding (a selective mapper's answer is shared, not copied,
-    /// when it was given before). A failure of any kind poisons nothing: the instance
-    /// is dropped and the next call starts a fresh one.
+    /// Maps one finding (a selective mapper's answer given before is shared,
+    /// not copied). A failure of any kind poisons nothing: the instance is
+    /// dropped and the next call starts a fresh one.
     pub fn map(&mut self, finding: &Finding) -> Result<Vec<Arc<MappedPolicy>>, CallError> {
         let sent = Sent::new(finding, self.info.reads);
         let key = (!self.info.reads.is_all()).then(|| sent.key());

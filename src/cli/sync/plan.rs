@@ -3,7 +3,7 @@
 //! and window) and which Tetragon versions judge them. Flags that do not fit
 //! together are refused here, before anything is read or written.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::ValueEnum;
 
@@ -16,7 +16,6 @@ use crate::qualys::credentials::Sources;
 use crate::qualys::platform::Platform;
 use crate::qualys::retry::RetryPolicy;
 use crate::sync::{Source, Window};
-use anyhow::Context;
 
 /// What a run does with its policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
