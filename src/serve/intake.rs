@@ -7,9 +7,10 @@
 //! call is short, but a hostile one may spin until its deadline, and that
 //! must not hold up the HTTP workers. Writes race with other replicas
 //! safely: updates carry the resourceVersion they were planned against, a
-//! conflict plans again, and a batch that created objects is planned once
-//! more afterwards, so a creation another replica made at the same moment
-//! is merged into rather than lost.
+//! conflict plans again after a jittered pause (for up to 30 s, so a replica
+//! that keeps losing to another's burst still gets through), and a batch that
+//! created objects is planned once more afterwards, so a creation another
+//! replica made at the same moment is merged into rather than lost.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -28,15 +29,21 @@ use crate::finding::Finding;
 use crate::mapper::Registry;
 use crate::pipeline::{Options, Outcome, Pipeline};
 use crate::policy::{Inventory, ManagedPolicy};
+use crate::qualys::retry::{RetryPolicy, jitter};
 use crate::reconcile::{self, Change, Context};
 use crate::report::SkipReason;
 use crate::reputation::Assessment;
 use crate::{output, rollout};
 
-/// Plans of one batch, at most (conflicts, the check after creations).
-const MAX_ROUNDS: usize = 6;
-/// First pause after a transient failure; it doubles.
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// How a batch is tried again after a conflict or a busy server: jittered,
+/// so replicas racing for one object fall out of step, and for long enough
+/// that a replica which keeps losing to another's burst still gets through.
+const RETRY: RetryPolicy = RetryPolicy {
+    retries: 24,
+    initial_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    max_total: Duration::from_secs(30),
+};
 
 /// One accepted finding.
 pub struct Item {
@@ -248,15 +255,14 @@ impl Intake {
 
     /// Plans and applies until the cluster holds what the batch wants.
     async fn apply(&self, cluster: &Cluster, actor: &str, desired: Vec<ManagedPolicy>) -> Result<(), String> {
-        let mut backoff = FIRST_BACKOFF;
+        let mut pause = Pause { retry: 0, started: Instant::now() };
         let mut check_creations = false;
-        for _ in 0..MAX_ROUNDS {
+        loop {
             let plan = match rollout::gather(cluster, desired.clone()).await {
                 Ok(gathered) => gathered.plan(&self.context(actor), None),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(%error, "cannot plan; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    pause.wait().await.map_err(|()| format!("still failing after {}: {error}", pause.spent()))?;
                     continue;
                 }
                 Err(error) => return Err(error.to_string()),
@@ -292,13 +298,14 @@ impl Intake {
                 None => return Ok(()),
                 Some((name, error)) if error.is_transient() => {
                     tracing::warn!(object = %name, %error, "write refused; planning again");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    pause
+                        .wait()
+                        .await
+                        .map_err(|()| format!("{name}: still refused after {}: {error}", pause.spent()))?;
                 }
                 Some((name, error)) => return Err(format!("{name}: {error}")),
             }
         }
-        Err(format!("the cluster kept changing under {MAX_ROUNDS} plans in a row"))
     }
 
     fn count(&self, outcome: &str, n: u64) {
@@ -324,6 +331,30 @@ impl Intake {
         let written = output::write_values(dir, &objects)?;
         tracing::info!(files = written.len(), dir = %dir.display(), "policies written");
         Ok(())
+    }
+}
+
+/// The waits between the tries of one batch.
+struct Pause {
+    retry: u32,
+    started: Instant,
+}
+
+impl Pause {
+    /// Sleeps before the next try; `Err` once [`RETRY`] is spent.
+    async fn wait(&mut self) -> Result<(), ()> {
+        let delay = RETRY.delay(self.retry, None, jitter());
+        if self.retry >= RETRY.retries || self.started.elapsed() + delay > RETRY.max_total {
+            return Err(());
+        }
+        self.retry += 1;
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// The time spent so far, for the error.
+    fn spent(&self) -> String {
+        format!("{} tries in {:.1} s", self.retry + 1, self.started.elapsed().as_secs_f64())
     }
 }
 

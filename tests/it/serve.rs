@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cluster::{annotation, cluster, policies};
 use crate::fake_abuseipdb::{FakeAbuseIpDb, Mode as AbuseMode};
 use crate::fake_kube::{FakeKube, Options};
-use crate::server::{OTHER_SECRET, SECRET, Server, Setup, TOKEN, eventually, now, runtime, signed, unique_id};
+use crate::server::{OTHER_SECRET, SECRET, Server, Setup, TOKEN, eventually, eventually_on, now, runtime, signed, unique_id};
 use crate::support::bin;
 
 fn named<'a>(objects: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -413,7 +413,7 @@ fn two_servers_behind_one_service_converge_on_the_same_objects() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     };
-    eventually("both servers' findings in one object", || {
+    eventually_on("both servers' findings in one object", &[&a, &b], || {
         named(&policies(&fake), "cdr-crypto-mining-pool-ports").is_some_and(|p| {
             let ids: BTreeSet<String> =
                 annotation(p, "qualys-respond.io/finding-ids").split(',').map(str::to_string).collect();

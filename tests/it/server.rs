@@ -230,10 +230,18 @@ pub fn signed(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> Vec<(&
 }
 
 /// Waits up to 30 s for `check` to hold.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_on(what, &[], check);
+}
+
+/// Waits up to 30 s for `check` to hold; a timeout shows what `servers` logged.
+pub fn eventually_on(what: &str, servers: &[&Server], mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = servers.iter().map(|s| s.log()).collect();
+            panic!("timed out waiting for {what}; the servers logged:\n{}", logs.join("\n----\n"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
