@@ -11,9 +11,19 @@ pub fn category_key(name: &str) -> String {
     key
 }
 
+/// True when `key` (a [`category_key`]) is the key of `name`, without
+/// allocating: this runs for every finding.
+pub fn is_key_of(key: &str, name: &str) -> bool {
+    let fold = |c: char| match c {
+        '-' | ' ' => '_',
+        c => c.to_ascii_lowercase(),
+    };
+    key.chars().eq(name.trim().chars().map(fold))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::category_key;
+    use super::{category_key, is_key_of};
 
     #[test]
     fn spelling_variants_share_a_key() {
@@ -22,5 +32,15 @@ mod tests {
         assert_eq!(category_key("Cloud_Credentials_accessed_by_network_utility"), canonical);
         assert_eq!(category_key(" cloud-credentials-accessed-by-network-utility "), canonical);
         assert_ne!(category_key("Crypto_Mining"), category_key("Crypto_Minin"));
+    }
+
+    #[test]
+    fn a_key_is_recognised_in_every_spelling_without_allocating() {
+        let key = category_key("Reverse_Shell");
+        for name in ["Reverse_Shell", " reverse-shell ", "REVERSE SHELL"] {
+            assert!(is_key_of(&key, name), "{name}");
+            assert_eq!(category_key(name), key);
+        }
+        assert!(!is_key_of(&key, "Reverse_Shel") && !is_key_of(&key, "Reverse_Shells"));
     }
 }

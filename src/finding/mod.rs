@@ -4,7 +4,7 @@
 mod category;
 mod scope;
 
-pub use category::category_key;
+pub use category::{category_key, is_key_of};
 pub use scope::{ClusterScope, OutOfScope};
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::bindings::qualys::respond::types as wit;
 use super::engine::Limits;
-use crate::finding::{Finding, Process, Severity};
+use crate::finding::{Finding, Process, Severity, category_key, is_key_of};
 use crate::names::is_dns_label;
 use crate::recent::Recent;
 
@@ -98,11 +98,16 @@ impl Reads {
     pub fn parse(names: &[String]) -> Result<Reads, InvalidInfo> {
         let mut bits = bit::CATEGORY; // the host routes by it, so it is always sent
         for name in names {
-            let index =
-                FIELDS.iter().position(|field| field == name).ok_or_else(|| InvalidInfo::UnknownField(clip(name)))?;
-            bits |= 1 << index;
+            bits |= Reads::bit_of(name)?;
         }
         Ok(Reads(bits))
+    }
+
+    /// The bit of the field named `name`.
+    fn bit_of(name: &str) -> Result<u16, InvalidInfo> {
+        let index =
+            FIELDS.iter().position(|field| *field == name).ok_or_else(|| InvalidInfo::UnknownField(clip(name)))?;
+        Ok(1 << index)
     }
 
     fn has(self, field: u16) -> bool {
@@ -117,6 +122,57 @@ impl Reads {
     /// The fields, by their WIT names.
     pub fn names(self) -> Vec<&'static str> {
         FIELDS.iter().enumerate().filter(|(i, _)| self.0 & (1 << i) != 0).map(|(_, f)| *f).collect()
+    }
+}
+
+/// What `reads-by-category` returns, as the component sent it: categories
+/// with the names of their fields.
+pub type RawCategoryReads = Vec<(String, Vec<String>)>;
+
+/// What a `category-selective-mapper` reads per category: the category keys
+/// (see [`category_key`]) it named, each with its fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryReads(Vec<(String, Reads)>);
+
+impl CategoryReads {
+    /// Checks what `reads-by-category` returned against what the component
+    /// claims (`categories`, from `info`) and reads as a whole (`all`).
+    pub fn parse(
+        by_category: &[(String, Vec<String>)],
+        categories: &[String],
+        all: Reads,
+    ) -> Result<CategoryReads, InvalidInfo> {
+        let mut parsed: Vec<(String, Reads)> = Vec::with_capacity(by_category.len());
+        for (category, names) in by_category {
+            let key = category_key(category);
+            if !categories.iter().any(|claimed| category_key(claimed) == key) {
+                return Err(InvalidInfo::UnclaimedCategory(clip(category)));
+            }
+            if parsed.iter().any(|(seen, _)| *seen == key) {
+                return Err(InvalidInfo::RepeatedCategory(clip(category)));
+            }
+            let mut reads = Reads(bit::CATEGORY);
+            for name in names {
+                let field = Reads::bit_of(name)?;
+                if !all.has(field) {
+                    return Err(InvalidInfo::NotRead { category: clip(category), field: clip(name) });
+                }
+                reads.0 |= field;
+            }
+            parsed.push((key, reads));
+        }
+        Ok(CategoryReads(parsed))
+    }
+
+    /// What is read of a finding of `category` (any spelling of it), or
+    /// `None` when the component named no fields for it.
+    pub fn of(&self, category: &str) -> Option<Reads> {
+        self.0.iter().find(|(key, _)| is_key_of(key, category)).map(|(_, reads)| *reads)
+    }
+
+    /// The categories named, by key, with their fields.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Reads)> {
+        self.0.iter().map(|(key, reads)| (key.as_str(), *reads))
     }
 }
 
@@ -275,6 +331,20 @@ pub enum InvalidInfo {
     /// `reads` named a field the finding record does not have.
     #[error("reads names {0:?}, which is not a field of qualys:respond/types.finding")]
     UnknownField(String),
+    /// `reads-by-category` named a category `info` does not claim.
+    #[error("reads-by-category names {0:?}, a category info does not claim")]
+    UnclaimedCategory(String),
+    /// `reads-by-category` named a category twice.
+    #[error("reads-by-category names {0:?} twice")]
+    RepeatedCategory(String),
+    /// `reads-by-category` gave a category a field `reads` does not name.
+    #[error("reads-by-category gives {category:?} the field {field:?}, which reads does not name")]
+    NotRead {
+        /// The category, as the component spelled it.
+        category: String,
+        /// The field.
+        field: String,
+    },
 }
 
 /// Checks what `info` returned.
@@ -499,6 +569,57 @@ mod tests {
             Reads::parse(&["destination_port".into()]),
             Err(InvalidInfo::UnknownField("destination_port".into()))
         );
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_by_category_are_checked_against_info_and_reads() {
+        let claimed = strings(&["Crypto_Mining", "Container_Escape"]);
+        let all = Reads::parse(&strings(&["namespace", "destination-port"])).unwrap();
+        let by = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+            pairs.iter().map(|(c, f)| (c.to_string(), strings(f))).collect()
+        };
+        let parsed = CategoryReads::parse(
+            &by(&[("crypto-mining", &["destination-port"]), ("Container_Escape", &[])]),
+            &claimed,
+            all,
+        )
+        .unwrap();
+        assert_eq!(parsed.of("Crypto_Mining").map(Reads::names), Some(vec!["category", "destination-port"]));
+        assert_eq!(parsed.of(" crypto mining ").map(Reads::names), Some(vec!["category", "destination-port"]));
+        assert_eq!(parsed.of("CONTAINER_ESCAPE").map(Reads::names), Some(vec!["category"]));
+        assert_eq!(parsed.of("Reverse_Shell"), None, "a category not named gets what reads names");
+        assert_eq!(parsed.iter().count(), 2);
+        assert_eq!(
+            CategoryReads::parse(&by(&[("Reverse_Shell", &[])]), &claimed, all),
+            Err(InvalidInfo::UnclaimedCategory("Reverse_Shell".into()))
+        );
+        assert_eq!(
+            CategoryReads::parse(&by(&[("Crypto_Mining", &[]), ("crypto-mining", &[])]), &claimed, all),
+            Err(InvalidInfo::RepeatedCategory("crypto-mining".into()))
+        );
+        assert_eq!(
+            CategoryReads::parse(&by(&[("Crypto_Mining", &["pod"])]), &claimed, all),
+            Err(InvalidInfo::NotRead { category: "Crypto_Mining".into(), field: "pod".into() })
+        );
+        assert_eq!(
+            CategoryReads::parse(&by(&[("Crypto_Mining", &["port"])]), &claimed, all),
+            Err(InvalidInfo::UnknownField("port".into()))
+        );
+    }
+
+    #[test]
+    fn a_category_that_reads_less_shares_more_answers() {
+        let narrow = Reads::parse(&strings(&["namespace"])).unwrap();
+        let wide = Reads::parse(&strings(&["namespace", "process", "destination-port"])).unwrap();
+        let (a, mut b) = (finding("a", "pod-1"), finding("b", "pod-2"));
+        b.process = Some(Process { binary: "/usr/bin/curl".into(), arguments: Vec::new() });
+        b.destination_port = Some(8080);
+        assert_ne!(Sent::new(&a, wide).key(), Sent::new(&b, wide).key());
+        assert_eq!(Sent::new(&a, narrow).key(), Sent::new(&b, narrow).key());
     }
 
     fn finding(id: &str, pod: &str) -> Finding {

@@ -12,7 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Instance, Linker};
 
 use super::bindings::{Mapper, MapperPre};
-use super::boundary::{self, MappedPolicy, Reads, Sent, Specs, clip};
+use super::boundary::{self, CategoryReads, MappedPolicy, RawCategoryReads, Reads, Sent, Specs, clip};
 use super::engine::{Limits, engine};
 use super::error::{CallError, LoadError};
 use super::sandbox::{self, State, describe_trap};
@@ -56,12 +56,20 @@ pub struct PluginInfo {
     /// The fields of a finding it reads: all of them unless it is a
     /// `selective-mapper` (WIT 0.1.1).
     pub reads: Reads,
+    /// What it reads of the categories it named, when it is a
+    /// `category-selective-mapper` (WIT 0.1.2); other categories get `reads`.
+    pub reads_by_category: CategoryReads,
 }
 
 impl PluginInfo {
     /// `name@version (source)`, for messages.
     pub fn describe(&self) -> String {
         format!("{}@{} ({})", self.name, self.version, self.source)
+    }
+
+    /// The fields a finding of `category` is read for.
+    pub fn reads_of(&self, category: &str) -> Reads {
+        self.reads_by_category.of(category).unwrap_or(self.reads)
     }
 
     /// How the component is named in its log lines.
@@ -147,6 +155,7 @@ impl Plugin {
                 digest,
                 wit_version,
                 reads: Reads::ALL,
+                reads_by_category: CategoryReads::default(),
             },
             pre,
             limits,
@@ -159,6 +168,10 @@ impl Plugin {
         let start_error = |reason: String| LoadError::Start { source_name: source_name.clone(), reason };
         let (mut live, instance) = plugin.start().map_err(start_error)?;
         let reads = plugin.call_reads(&mut live, &instance).map_err(start_error)?;
+        let by_category = match reads {
+            Some(_) => plugin.call_reads_by_category(&mut live, &instance).map_err(start_error)?,
+            None => None,
+        };
         let limits = plugin.limits;
         sandbox::arm(&mut live.store, &limits);
         let info = live
@@ -169,6 +182,10 @@ impl Plugin {
         boundary::check_info(&info).map_err(invalid)?;
         if let Some(names) = reads {
             plugin.info.reads = Reads::parse(&names).map_err(invalid)?;
+        }
+        if let Some(by_category) = by_category {
+            plugin.info.reads_by_category =
+                CategoryReads::parse(&by_category, &info.categories, plugin.info.reads).map_err(invalid)?;
         }
         plugin.info.name = info.name;
         plugin.info.version = info.version;
@@ -210,28 +227,49 @@ impl Plugin {
     /// a component that does not say which version it was built against)
     /// returns; `None` for a plain mapper. Asked once, at load.
     fn call_reads(&self, live: &mut Live, instance: &Instance) -> Result<Option<Vec<String>>, String> {
-        let selective = self
-            .info
-            .wit_version
-            .as_deref()
-            .is_none_or(|v| version::core(v).is_some_and(|v| v >= version::SELECTIVE_SINCE));
+        self.call_optional(live, instance, "reads", &version::SELECTIVE_SINCE)
+    }
+
+    /// What the `reads-by-category` export of a category-selective mapper
+    /// (WIT 0.1.2 or later, or unversioned) returns; `None` when it has none.
+    /// Asked once, at load, of a selective mapper.
+    fn call_reads_by_category(&self, live: &mut Live, instance: &Instance) -> Result<Option<RawCategoryReads>, String> {
+        self.call_optional(live, instance, "reads-by-category", &version::BY_CATEGORY_SINCE)
+    }
+
+    /// Calls the export `name`, which takes nothing and returns a `T`, when
+    /// the component has it with that type and is built against `since` or
+    /// later (or does not say); `None` otherwise.
+    fn call_optional<T>(
+        &self,
+        live: &mut Live,
+        instance: &Instance,
+        name: &str,
+        since: &semver::Version,
+    ) -> Result<Option<T>, String>
+    where
+        (T,): wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        let recent_enough =
+            self.info.wit_version.as_deref().is_none_or(|v| version::core(v).is_some_and(|v| v >= *since));
         let store = &mut live.store;
-        let Some(index) = instance.get_export_index(&mut *store, None, "reads").filter(|_| selective) else {
+        let Some(index) = instance.get_export_index(&mut *store, None, name).filter(|_| recent_enough) else {
             return Ok(None);
         };
-        let Ok(func) = instance.get_typed_func::<(), (Vec<String>,)>(&mut *store, index) else { return Ok(None) };
+        let Ok(func) = instance.get_typed_func::<(), (T,)>(&mut *store, index) else { return Ok(None) };
         sandbox::arm(store, &self.limits);
-        let called = func.call(&mut *store, ()).map(|(names,)| names);
+        let called = func.call(&mut *store, ()).map(|(value,)| value);
         store.data_mut().output.forward(|| self.info.log_name());
-        called.map(Some).map_err(|e| format!("reads: {}", self.trapped(e, store)))
+        called.map(Some).map_err(|e| format!("{name}: {}", self.trapped(e, store)))
     }
 
     /// Maps one finding (a selective mapper's answer given before is shared,
     /// not copied). A failure of any kind poisons nothing: the instance is
     /// dropped and the next call starts a fresh one.
     pub fn map(&mut self, finding: &Finding) -> Result<Vec<Arc<MappedPolicy>>, CallError> {
-        let sent = Sent::new(finding, self.info.reads);
-        let key = (!self.info.reads.is_all()).then(|| sent.key());
+        let reads = self.info.reads_of(&finding.category);
+        let sent = Sent::new(finding, reads);
+        let key = (!reads.is_all()).then(|| sent.key());
         if let Some(answer) = key.as_ref().and_then(|key| self.answers.get(key)) {
             return Ok(answer.clone());
         }

@@ -6,10 +6,14 @@
 use semver::Version;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// The first version with the `selective-mapper` world (the `reads` export).
 pub(crate) const SELECTIVE_SINCE: Version = Version::new(0, 1, 1);
+
+/// The first version with the `category-selective-mapper` world (the
+/// `reads-by-category` export).
+pub(crate) const BY_CATEGORY_SINCE: Version = Version::new(0, 1, 2);
 
 /// True when a host of version `host` runs a component built against
 /// `component`. Pre-release and build tags are not part of the contract.

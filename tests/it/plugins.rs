@@ -49,18 +49,29 @@ fn plugin_list_shows_every_component_and_what_it_serves() {
     let embedded = list(&[], &[]);
     assert_eq!(embedded.as_array().unwrap().len(), 1);
     assert_eq!(embedded[0]["source"], "embedded");
-    assert_eq!(embedded[0]["witVersion"], "0.1.1");
+    assert_eq!(embedded[0]["witVersion"], "0.1.2");
     assert_eq!(
         embedded[0]["reads"],
         json!(["category", "namespace", "process", "destination-ip", "destination-port"]),
         "the default mapper is a selective mapper"
     );
+    assert_eq!(
+        embedded[0]["readsByCategory"]["container_escape"],
+        json!(["category", "namespace"]),
+        "and a category-selective one"
+    );
+    assert_eq!(
+        embedded[0]["readsByCategory"]["crypto_mining"],
+        json!(["category", "namespace", "destination-ip", "destination-port"])
+    );
+    assert_eq!(embedded[0]["readsByCategory"].as_object().unwrap().len(), 6);
     let settings = component("settings-mapper");
     let both = list(&["--plugin"], &[settings]);
     assert_eq!(both[1]["name"], "settings");
     assert_eq!(both[1]["version"], "1.2.3");
     assert_eq!(both[1]["categories"], json!(["settings_probe"]));
     assert_eq!(both[1]["sha256"], sha256(settings));
+    assert!(both[1].get("readsByCategory").is_none(), "a plain mapper reads every field of every category");
     assert_eq!(both[1]["source"], settings.display().to_string());
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(settings, dir.path().join("a.wasm")).unwrap();
@@ -172,7 +183,7 @@ fn the_wit_version_is_checked() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("was built against qualys:respond@0.2.0"))
-        .stderr(predicate::str::contains("implements qualys:respond@0.1.1 and accepts 0.1.0 up to 0.1.1"));
+        .stderr(predicate::str::contains("implements qualys:respond@0.1.2 and accepts 0.1.0 up to 0.1.2"));
     let accepted = list(&["--plugin"], &[component("settings-mapper")]);
     assert_eq!(accepted[1]["witVersion"], "0.1.0", "a component of an older 0.1.x still runs");
     assert_eq!(accepted[1]["reads"].as_array().map(Vec::len), Some(15), "a plain mapper is sent every field");

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use crate::cluster::{annotation, cluster, policies};
 use crate::fake_abuseipdb::{FakeAbuseIpDb, Mode as AbuseMode};
 use crate::fake_kube::{FakeKube, Options};
-use crate::server::{OTHER_SECRET, SECRET, Server, Setup, TOKEN, eventually, eventually_on, now, runtime, signed, unique_id};
+use crate::server::{
+    OTHER_SECRET, SECRET, Server, Setup, TOKEN, eventually, eventually_on, now, runtime, signed, unique_id,
+};
 use crate::support::bin;
 
 fn named<'a>(objects: &'a [Value], name: &str) -> Option<&'a Value> {

@@ -1,10 +1,11 @@
 //! The WASM component glue: WIT types in, [`crate::map_finding`], WIT types out.
 //!
-//! It is a `selective-mapper`: it reads the category, the namespace, the
-//! process and the remote address and port, so the host sends only those and
-//! maps each distinct combination of them once.
+//! It is a `category-selective-mapper`: it says per category which fields its
+//! rule reads ([`crate::CATEGORIES`]), so the host sends a finding only those
+//! and maps each distinct combination of them once. A container escape, which
+//! reads nothing but the namespace, is mapped once per namespace.
 
-wit_bindgen::generate!({ path: "../../wit", world: "selective-mapper" });
+wit_bindgen::generate!({ path: "../../wit", world: "category-selective-mapper" });
 
 use qualys::respond::types::Scope;
 
@@ -21,6 +22,13 @@ impl Guest for DefaultMapper {
 
     fn reads() -> Vec<String> {
         ["category", "namespace", "process", "destination-ip", "destination-port"].map(String::from).to_vec()
+    }
+
+    fn reads_by_category() -> Vec<(String, Vec<String>)> {
+        crate::CATEGORIES
+            .iter()
+            .map(|c| (c.name.to_string(), c.reads.iter().map(|f| f.to_string()).collect()))
+            .collect()
     }
 
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {

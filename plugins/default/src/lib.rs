@@ -121,6 +121,40 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_depends_on_nothing_but_what_its_category_reads() {
+        let full = |category: &str| Finding {
+            category: category.into(),
+            namespace: Some("shop".into()),
+            binary: Some("/opt/tools/zgrab9".into()),
+            destination_ip: Some("169.254.170.2".into()),
+            destination_port: Some(31337),
+        };
+        for full_public in [false, true] {
+            for category in CATEGORIES {
+                let mut finding = full(category.name);
+                if full_public {
+                    finding.destination_ip = Some("198.51.100.7".into());
+                }
+                let read = |field: &str| category.reads.contains(&field);
+                let mut blanked = finding.clone();
+                if !read("namespace") {
+                    blanked.namespace = None;
+                }
+                if !read("process") {
+                    blanked.binary = None;
+                }
+                if !read("destination-ip") {
+                    blanked.destination_ip = None;
+                }
+                if !read("destination-port") {
+                    blanked.destination_port = None;
+                }
+                assert_eq!(map_finding(&finding), map_finding(&blanked), "{}", category.name);
+            }
+        }
+    }
+
+    #[test]
     fn every_category_has_policies() {
         for category in CATEGORIES {
             let finding =

@@ -16,6 +16,9 @@ pub struct Category {
     pub name: &'static str,
     /// Its MITRE ATT&CK technique.
     pub technique: &'static str,
+    /// The fields of a finding its rule reads besides the category, by their
+    /// WIT names (the namespace is the scope of every policy).
+    pub reads: &'static [&'static str],
     pub(crate) build: fn(&Finding) -> Vec<Draft>,
 }
 
@@ -31,13 +34,29 @@ pub const CATEGORIES: &[Category] = &[
     Category {
         name: "Cloud_Credentials_Accessed_By_Network_Utility",
         technique: "T1552.005",
+        reads: &["namespace", "process", "destination-ip"],
         build: cloud_credentials,
     },
-    Category { name: "Network_Scanning_Utility", technique: "T1046", build: network_scanning },
-    Category { name: "Container_Escape", technique: "T1611", build: container_escape },
-    Category { name: "Privilege_Escalation", technique: "T1548", build: privilege_escalation },
-    Category { name: "Crypto_Mining", technique: "T1496", build: crypto_mining },
-    Category { name: "Reverse_Shell", technique: "T1059.004", build: reverse_shell },
+    Category {
+        name: "Network_Scanning_Utility",
+        technique: "T1046",
+        reads: &["namespace", "process"],
+        build: network_scanning,
+    },
+    Category { name: "Container_Escape", technique: "T1611", reads: &["namespace"], build: container_escape },
+    Category { name: "Privilege_Escalation", technique: "T1548", reads: &["namespace"], build: privilege_escalation },
+    Category {
+        name: "Crypto_Mining",
+        technique: "T1496",
+        reads: &["namespace", "destination-ip", "destination-port"],
+        build: crypto_mining,
+    },
+    Category {
+        name: "Reverse_Shell",
+        technique: "T1059.004",
+        reads: &["namespace", "destination-ip"],
+        build: reverse_shell,
+    },
 ];
 
 /// Cloud metadata endpoints: AWS/GCP/Azure IPv4 and AWS' IPv6 one.

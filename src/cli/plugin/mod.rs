@@ -5,6 +5,8 @@
 mod new;
 mod test;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -57,6 +59,9 @@ struct Row {
     categories: Vec<String>,
     /// The finding fields it is sent: all of them but for a selective mapper.
     reads: Vec<&'static str>,
+    /// The fields sent per category it serves, for a category-selective mapper.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    reads_by_category: BTreeMap<String, Vec<&'static str>>,
     sha256: String,
     source: String,
 }
@@ -81,6 +86,10 @@ fn list(args: ListArgs) -> anyhow::Result<Exit> {
                 name: info.name.clone(),
                 version: info.version.clone(),
                 wit_version: info.wit_version.clone().unwrap_or_else(|| "-".into()),
+                reads_by_category: served
+                    .iter()
+                    .filter_map(|c| info.reads_by_category.of(c).map(|reads| (c.clone(), reads.names())))
+                    .collect(),
                 categories: served,
                 reads: info.reads.names(),
                 sha256: info.digest.clone(),
