@@ -21,7 +21,13 @@ impl Guest for DefaultMapper {
     }
 
     fn reads() -> Vec<String> {
-        ["category", "namespace", "process", "destination-ip", "destination-port"].map(String::from).to_vec()
+        let mut fields = vec!["category".to_string()];
+        for field in crate::CATEGORIES.iter().flat_map(|c| c.reads) {
+            if !fields.iter().any(|f| f == field) {
+                fields.push(field.to_string());
+            }
+        }
+        fields
     }
 
     fn reads_by_category() -> Vec<(String, Vec<String>)> {
