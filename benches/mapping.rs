@@ -113,7 +113,7 @@ fn to_finding(s: &Synthetic) -> Finding {
         destination_port: Some(s.port),
         mitre_techniques: Vec::new(),
         labels: Default::default(),
-        raw: record.to_string(),
+        raw: record.into(),
     }
 }
 

@@ -71,7 +71,7 @@ pub fn extract(finding: &Finding) -> Iocs {
         iocs.addresses.push(ip);
     }
     iocs.ports.extend(finding.destination_port);
-    if let Ok(raw) = serde_json::from_str::<Value>(&finding.raw) {
+    if let Some(raw) = finding.raw.value() {
         visit(&raw, None, &mut iocs);
     }
     iocs

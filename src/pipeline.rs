@@ -69,7 +69,7 @@ pub fn parse(record: Record) -> Result<Finding, Skip> {
     let text = record.text;
     record
         .value
-        .and_then(|value| wire::to_finding_with_raw(&value, text).map_err(|e| e.0))
+        .and_then(|value| wire::to_finding_with_raw(value, text).map_err(|e| e.0))
         .map_err(|why| Skip { subject: record.position, reason: SkipReason::Malformed(why) })
 }
 
@@ -212,7 +212,7 @@ impl<'r> Pipeline<'r> {
             self.report.skipped.push(Skip { subject: subject(), reason: SkipReason::UnknownCategory });
             return;
         };
-        let mapper = format!("{}@{}", plugin.info().name, plugin.info().version);
+        let mapper = std::sync::Arc::clone(plugin.label());
         for view in assessment.views(finding) {
             let started = std::time::Instant::now();
             let mapped = plugin.map(&view);
@@ -224,7 +224,7 @@ impl<'r> Pipeline<'r> {
                     self.assembler.add(Draft {
                         finding_id: finding.id.clone(),
                         category: finding.category.clone(),
-                        mapper: mapper.clone(),
+                        mapper: std::sync::Arc::clone(&mapper),
                         policy,
                         evidence: std::sync::Arc::clone(&assessment.evidence),
                     })
@@ -233,7 +233,7 @@ impl<'r> Pipeline<'r> {
                     tracing::warn!(finding = %finding.id, %mapper, %error, "mapper failed");
                     self.report.skipped.push(Skip {
                         subject: subject(),
-                        reason: SkipReason::Mapper { mapper, error: error.to_string() },
+                        reason: SkipReason::Mapper { mapper: mapper.to_string(), error: error.to_string() },
                     });
                     return;
                 }

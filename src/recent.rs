@@ -3,23 +3,31 @@
 //! entry to the newer one; when the newer one is full, the older is dropped
 //! and the newer takes its place. Lookups stay O(1) and memory stays bounded
 //! however many distinct keys a run meets, without the bookkeeping of an LRU.
+//!
+//! Keys are attacker-influenced (they come from findings), so the hasher is
+//! seeded at random per map; it is foldhash rather than std's SipHash, which
+//! cost a quarter of the host's side of a mapping call on the long answer
+//! keys. A collision flood could only slow lookups within one bounded
+//! generation, never grow memory.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use foldhash::quality::RandomState;
+
 /// Recently used entries, at most `2 × capacity` of them.
 #[derive(Debug)]
 pub struct Recent<K, V> {
     capacity: usize,
-    newer: HashMap<K, V>,
-    older: HashMap<K, V>,
+    newer: HashMap<K, V, RandomState>,
+    older: HashMap<K, V, RandomState>,
 }
 
 impl<K: Hash + Eq, V> Recent<K, V> {
     /// An empty map keeping up to `capacity` entries per generation (at least one).
     pub fn new(capacity: usize) -> Recent<K, V> {
-        Recent { capacity: capacity.max(1), newer: HashMap::new(), older: HashMap::new() }
+        Recent { capacity: capacity.max(1), newer: HashMap::default(), older: HashMap::default() }
     }
 
     /// The value of `key`, if it was used recently.

@@ -2,9 +2,11 @@
 //! on the wire (`crate::qualys::wire`) and of how mappers receive it (WIT).
 
 mod category;
+mod raw;
 mod scope;
 
 pub use category::{category_key, is_key_of};
+pub use raw::Raw;
 pub use scope::{ClusterScope, OutOfScope};
 
 use std::collections::BTreeMap;
@@ -68,8 +70,8 @@ pub struct Finding {
     pub mitre_techniques: Vec<String>,
     /// Pod labels.
     pub labels: BTreeMap<String, String>,
-    /// The original record, as JSON text.
-    pub raw: String,
+    /// The original record.
+    pub raw: Raw,
 }
 
 impl Finding {

@@ -69,7 +69,7 @@ mod tests {
             destination_port: None,
             mitre_techniques: Vec::new(),
             labels: Default::default(),
-            raw: String::new(),
+            raw: Default::default(),
         }
     }
 

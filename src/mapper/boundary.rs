@@ -182,6 +182,7 @@ pub(super) struct Sent<'a> {
     arguments: Vec<&'a str>,
     techniques: Vec<&'a str>,
     labels: Vec<(&'a str, &'a str)>,
+    raw: std::borrow::Cow<'a, str>,
 }
 
 impl<'a> Sent<'a> {
@@ -208,6 +209,7 @@ impl<'a> Sent<'a> {
             } else {
                 Vec::new()
             },
+            raw: if reads.has(bit::RAW) { finding.raw.text() } else { std::borrow::Cow::Borrowed("") },
         }
     }
 
@@ -237,7 +239,7 @@ impl<'a> Sent<'a> {
             destination_port: f.destination_port.filter(|_| self.reads.has(bit::DESTINATION_PORT)),
             mitre_techniques: &self.techniques,
             labels: &self.labels,
-            raw: self.text(bit::RAW, &f.raw),
+            raw: &self.raw,
         }
     }
 
@@ -631,7 +633,7 @@ mod tests {
             pod: Some(pod.into()),
             process: Some(Process { binary: "/tmp/xmrig".into(), arguments: vec!["-o".into()] }),
             destination_port: Some(3333),
-            raw: format!("{{\"uuid\":\"{id}\"}}"),
+            raw: format!("{{\"uuid\":\"{id}\"}}").into(),
             ..Finding::default()
         }
     }
@@ -648,7 +650,7 @@ mod tests {
         assert_eq!(sent_a.key(), sent_b.key(), "findings that differ only in what is not read share a key");
         let everything = (Sent::new(&a, Reads::ALL), Sent::new(&b, Reads::ALL));
         assert_ne!(everything.0.key(), everything.1.key());
-        assert_eq!(everything.0.record().raw, a.raw);
+        assert_eq!(everything.0.record().raw, a.raw.text());
         let mut other_port = finding("c", "pod-1");
         other_port.destination_port = Some(4444);
         assert_ne!(Sent::new(&other_port, reads).key(), sent_a.key());

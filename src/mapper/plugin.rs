@@ -81,6 +81,7 @@ impl PluginInfo {
 /// A loaded component.
 pub struct Plugin {
     info: PluginInfo,
+    label: Arc<str>,
     pre: MapperPre<State>,
     limits: Limits,
     live: Option<Live>,
@@ -157,6 +158,7 @@ impl Plugin {
                 reads: Reads::ALL,
                 reads_by_category: CategoryReads::default(),
             },
+            label: Arc::from(""),
             pre,
             limits,
             live: None,
@@ -187,6 +189,7 @@ impl Plugin {
             plugin.info.reads_by_category =
                 CategoryReads::parse(&by_category, &info.categories, plugin.info.reads).map_err(invalid)?;
         }
+        plugin.label = Arc::from(format!("{}@{}", info.name, info.version));
         plugin.info.name = info.name;
         plugin.info.version = info.version;
         plugin.info.categories = info.categories;
@@ -197,6 +200,11 @@ impl Plugin {
     /// What the component is.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// `name@version`, as the objects it maps name their mapper.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
 
     /// A fresh, configured instance.

@@ -37,8 +37,8 @@ pub struct Draft {
     pub finding_id: String,
     /// The finding's category, as the finding spells it.
     pub category: String,
-    /// `name@version` of the mapper.
-    pub mapper: String,
+    /// `name@version` of the mapper (see [`crate::mapper::Plugin::label`]).
+    pub mapper: Arc<str>,
     /// What the mapper returned (shared with the mapper's answer cache).
     pub policy: Arc<MappedPolicy>,
     /// What the host judged about the finding (shared by its drafts).
@@ -103,7 +103,7 @@ type GroupKey = (String, String, Scope);
 struct Merged {
     category: String,
     policy: Arc<MappedPolicy>,
-    mapper: String,
+    mapper: Arc<str>,
     group: usize,
 }
 
@@ -138,7 +138,7 @@ impl Assembler {
         let merged = Merged {
             category: draft.category.clone(),
             policy: Arc::clone(&draft.policy),
-            mapper: draft.mapper.clone(),
+            mapper: Arc::clone(&draft.mapper),
             group,
         };
         match self.merged.get_mut(&address) {
@@ -181,7 +181,7 @@ struct Group {
     /// The category as the drafts spell it.
     spellings: BTreeSet<String>,
     technique: String,
-    mapper: String,
+    mapper: Arc<str>,
     spec: Value,
     /// Sorted and deduplicated when the group is finished.
     finding_ids: Vec<String>,
@@ -197,7 +197,7 @@ impl Group {
         Group {
             spellings: BTreeSet::new(),
             technique: draft.policy.technique.clone(),
-            mapper: draft.mapper.clone(),
+            mapper: Arc::clone(&draft.mapper),
             spec,
             finding_ids: Vec::new(),
             indicators: BTreeSet::new(),
@@ -264,7 +264,7 @@ impl Group {
                 ),
                 (labels::FINDING_COUNT.to_string(), finding_ids.len().to_string()),
                 (labels::INDICATORS.to_string(), self.indicators.into_iter().collect::<Vec<_>>().join(",")),
-                (labels::MAPPER.to_string(), self.mapper),
+                (labels::MAPPER.to_string(), self.mapper.to_string()),
                 (
                     labels::ENFORCE_ACTIONS.to_string(),
                     serde_json::to_string(&lifecycle::enforce_actions(&enforced_spec)).unwrap_or_default(),
@@ -300,7 +300,7 @@ pub fn system_namespace_mode(namespace: Option<&str>, mode: Mode, guardrails: &G
 /// `[technique, mapper, spec]` with every `values` list of the spec written
 /// as `null`.
 fn shape_of(draft: &Draft) -> String {
-    let shape = (&draft.policy.technique, &draft.mapper, Shape(&draft.policy.spec));
+    let shape = (&draft.policy.technique, &*draft.mapper, Shape(&draft.policy.spec));
     serde_json::to_string(&shape).unwrap_or_default()
 }
 

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::finding::{Finding, Process, Severity};
+use crate::finding::{Finding, Process, Raw, Severity};
 
 /// Why a record is not a usable finding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,14 +23,24 @@ fn malformed(message: impl Into<String>) -> Malformed {
     Malformed(message.into())
 }
 
-/// Converts one record into a [`Finding`], keeping its JSON as `raw`.
+/// Converts one record into a [`Finding`], keeping a copy of it as `raw`.
 pub fn to_finding(value: &Value) -> Result<Finding, Malformed> {
-    to_finding_with_raw(value, None)
+    to_finding_with_raw(value.clone(), None)
 }
 
-/// Like [`to_finding`], with `raw` taken from the record's original text
-/// when the reader kept it (instead of writing the value out again).
-pub fn to_finding_with_raw(value: &Value, text: Option<String>) -> Result<Finding, Malformed> {
+/// Like [`to_finding`], taking the record: `raw` is the record's original
+/// text when the reader kept it, else the record itself.
+pub fn to_finding_with_raw(value: Value, text: Option<String>) -> Result<Finding, Malformed> {
+    let finding = fields_of(&value)?;
+    let raw = match text {
+        Some(text) => Raw::Text(text),
+        None => Raw::from(value),
+    };
+    Ok(Finding { raw, ..finding })
+}
+
+/// Every field of `value` but `raw`.
+fn fields_of(value: &Value) -> Result<Finding, Malformed> {
     let Value::Object(record) = value else {
         return Err(malformed(format!("expected a JSON object, got {}", kind(value))));
     };
@@ -66,7 +76,7 @@ pub fn to_finding_with_raw(value: &Value, text: Option<String>) -> Result<Findin
         destination_port: fields.port()?,
         mitre_techniques: fields.techniques()?,
         labels: fields.labels()?,
-        raw: text.unwrap_or_else(|| value.to_string()),
+        raw: Raw::default(),
     })
 }
 
@@ -237,7 +247,7 @@ mod tests {
         assert_eq!(finding.destination_ip, Some("198.51.100.7".parse().unwrap()));
         assert_eq!(finding.mitre_techniques, vec!["T1496"]);
         assert_eq!(finding.process.unwrap().binary, "/usr/bin/xmrig");
-        assert!(finding.raw.contains("somethingNew"), "unknown fields stay in raw");
+        assert!(finding.raw.text().contains("somethingNew"), "unknown fields stay in raw");
     }
 
     #[test]
