@@ -4,21 +4,25 @@
 
 /// The lookup key of a category name: trimmed, lower-cased, `-` and spaces as `_`.
 pub fn category_key(name: &str) -> String {
-    let mut key = name.trim().to_ascii_lowercase();
-    if key.contains(['-', ' ']) {
-        key = key.replace(['-', ' '], "_");
-    }
-    key
+    name.trim().chars().map(fold).collect()
 }
 
 /// True when `key` (a [`category_key`]) is the key of `name`, without
-/// allocating: this runs for every finding.
+/// allocating: this runs for every finding. Folding keeps a name's length
+/// in bytes, so most other names are told apart by their length alone.
 pub fn is_key_of(key: &str, name: &str) -> bool {
-    let fold = |c: char| match c {
+    let name = name.trim();
+    key.len() == name.len() && key.chars().eq(name.chars().map(fold))
+}
+
+/// How one character of a category name folds: ASCII letters to lower
+/// case, `-` and space to `_`, everything else as it is (so a character
+/// keeps its length in UTF-8).
+fn fold(c: char) -> char {
+    match c {
         '-' | ' ' => '_',
         c => c.to_ascii_lowercase(),
-    };
-    key.chars().eq(name.trim().chars().map(fold))
+    }
 }
 
 #[cfg(test)]
@@ -42,5 +46,8 @@ mod tests {
             assert_eq!(category_key(name), key);
         }
         assert!(!is_key_of(&key, "Reverse_Shel") && !is_key_of(&key, "Reverse_Shells"));
+        assert!(!is_key_of(&key, "Reverse_Sheé"), "same length in bytes, another name");
+        assert_eq!(category_key(" Évasion-Totale "), "Évasion_totale", "only ASCII letters fold");
+        assert!(is_key_of(&category_key("Évasion-Totale"), "Évasion totale"));
     }
 }
