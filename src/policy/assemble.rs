@@ -73,8 +73,8 @@ pub fn assemble(drafts: impl IntoIterator<Item = Draft>, mode: Mode, guardrails:
 /// Merges drafts as they come, so that a run holds one spec per group, not
 /// one per finding.
 pub struct Assembler {
-    /// (key, shape) → the group's index in `groups`
-    index: BTreeMap<(GroupKey, String), usize>,
+    /// Key → the indices in `groups` of its groups, one per shape.
+    index: BTreeMap<GroupKey, Vec<usize>>,
     groups: Vec<Group>,
     /// Specs already merged, by the address of their shared value: a spec a
     /// component returned before adds nothing but its finding's id and
@@ -130,11 +130,17 @@ impl Assembler {
             return;
         }
         let key = (category_key(&draft.category), draft.policy.template.clone(), draft.policy.scope.clone());
-        let shape = shape_of(&draft);
-        let group = *self.index.entry((key, shape)).or_insert_with(|| {
-            self.groups.push(Group::new(&draft));
-            self.groups.len() - 1
-        });
+        let found =
+            self.index.get(&key).and_then(|shapes| shapes.iter().copied().find(|&g| self.groups[g].takes(&draft)));
+        let group = match found {
+            Some(group) => group,
+            None => {
+                self.groups.push(Group::new(key.clone(), &draft));
+                let group = self.groups.len() - 1;
+                self.index.entry(key).or_default().push(group);
+                group
+            }
+        };
         let merged = Merged {
             category: draft.category.clone(),
             policy: Arc::clone(&draft.policy),
@@ -151,19 +157,15 @@ impl Assembler {
 
     /// The objects, sorted by kind, namespace and name.
     pub fn finish(self, mode: Mode, guardrails: &Guardrails) -> Vec<Assembled> {
-        let mut shapes: BTreeMap<&GroupKey, usize> = BTreeMap::new();
-        for (key, _) in self.index.keys() {
-            *shapes.entry(key).or_default() += 1;
-        }
-        let mut groups: Vec<Option<Group>> = self.groups.into_iter().map(Some).collect();
-        let mut out: Vec<Assembled> = self
-            .index
-            .iter()
-            .filter_map(|((key, shape), at)| {
-                let (category, template, scope) = key;
-                let suffix = (shapes[key] > 1).then(|| short_hash(shape));
-                let group = groups[*at].take()?;
-                Some(group.finish(category, template, scope, suffix.as_deref(), mode, guardrails))
+        let shapes: BTreeMap<GroupKey, usize> =
+            self.index.into_iter().map(|(key, groups)| (key, groups.len())).collect();
+        let mut groups: Vec<(String, Group)> = self.groups.into_iter().map(|group| (group.shape(), group)).collect();
+        groups.sort_by(|(a_shape, a), (b_shape, b)| (&a.key, a_shape).cmp(&(&b.key, b_shape)));
+        let mut out: Vec<Assembled> = groups
+            .into_iter()
+            .map(|(shape, group)| {
+                let suffix = (shapes[&group.key] > 1).then(|| short_hash(&shape));
+                group.finish(suffix.as_deref(), mode, guardrails)
             })
             .collect();
         out.sort_by(|a, b| {
@@ -178,6 +180,7 @@ impl Assembler {
 }
 
 struct Group {
+    key: GroupKey,
     /// The category as the drafts spell it.
     spellings: BTreeSet<String>,
     technique: String,
@@ -191,10 +194,11 @@ struct Group {
 }
 
 impl Group {
-    fn new(draft: &Draft) -> Group {
+    fn new(key: GroupKey, draft: &Draft) -> Group {
         let mut spec = Value::clone(&draft.policy.spec);
         spec::clear_values(&mut spec);
         Group {
+            key,
             spellings: BTreeSet::new(),
             technique: draft.policy.technique.clone(),
             mapper: Arc::clone(&draft.mapper),
@@ -204,6 +208,22 @@ impl Group {
             decisions: BTreeMap::new(),
             domains: BTreeSet::new(),
         }
+    }
+
+    /// True when `draft` (of this group's key) merges into this group: the
+    /// same technique, mapper and spec but for its `values` lists.
+    fn takes(&self, draft: &Draft) -> bool {
+        self.technique == draft.policy.technique
+            && self.mapper == draft.mapper
+            && same_shape(&self.spec, &draft.policy.spec)
+    }
+
+    /// Everything that must be equal for two drafts to merge, as canonical
+    /// JSON: `[technique, mapper, spec]` with every `values` list of the spec
+    /// written as `null`. It orders the groups of a key and names them.
+    fn shape(&self) -> String {
+        let shape = (&self.technique, &*self.mapper, Shape(&self.spec));
+        serde_json::to_string(&shape).unwrap_or_default()
     }
 
     /// Adds the draft's finding and, when asked, its indicators (its values
@@ -224,15 +244,8 @@ impl Group {
         }
     }
 
-    fn finish(
-        mut self,
-        category: &str,
-        template: &str,
-        scope: &Scope,
-        suffix: Option<&str>,
-        mode: Mode,
-        guardrails: &Guardrails,
-    ) -> Assembled {
+    fn finish(mut self, suffix: Option<&str>, mode: Mode, guardrails: &Guardrails) -> Assembled {
+        let (category, template, scope) = &self.key;
         let (kind, namespace) = match scope {
             Scope::Cluster => (Kind::TracingPolicy, None),
             Scope::Namespace(ns) => (Kind::TracingPolicyNamespaced, Some(ns.clone())),
@@ -296,12 +309,26 @@ pub fn system_namespace_mode(namespace: Option<&str>, mode: Mode, guardrails: &G
     }
 }
 
-/// Everything that must be equal for two drafts to merge, as canonical JSON:
-/// `[technique, mapper, spec]` with every `values` list of the spec written
-/// as `null`.
-fn shape_of(draft: &Draft) -> String {
-    let shape = (&draft.policy.technique, &*draft.mapper, Shape(&draft.policy.spec));
-    serde_json::to_string(&shape).unwrap_or_default()
+/// True when `a` and `b` are the same but for their `values` lists: what
+/// [`Shape`] writes of them is the same, compared without writing it.
+fn same_shape(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|((key, x), (other, y))| {
+                    let values = |v: &Value| key == "values" && v.is_array();
+                    key == other
+                        && match (values(x), values(y)) {
+                            (true, true) => true,
+                            (true, false) => y.is_null(),
+                            (false, true) => x.is_null(),
+                            (false, false) => same_shape(x, y),
+                        }
+                })
+        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_shape(x, y)),
+        (a, b) => a == b,
+    }
 }
 
 /// A spec serialised with its `values` lists as `null`, without copying it.
@@ -402,6 +429,28 @@ mod tests {
                                    "matchActions": [{"action": "Sigkill"}]}]}]})),
             }),
             evidence: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn same_shape_says_what_comparing_written_shapes_says() {
+        let specs = [
+            json!({"a": [{"values": [1, 2]}], "b": "x"}),
+            json!({"a": [{"values": []}], "b": "x"}),
+            json!({"a": [{"values": null}], "b": "x"}),
+            json!({"a": [{"values": "3"}], "b": "x"}),
+            json!({"a": [{"values": [1]}], "b": "y"}),
+            json!({"a": [{"values": [1]}, {}], "b": "x"}),
+            json!({"a": [{"values": [1], "c": 1}], "b": "x"}),
+            json!({"values": [1]}),
+            json!({"values": {"values": [1]}}),
+            json!({"values": {"values": [2, 3]}}),
+        ];
+        let written = |v: &Value| serde_json::to_string(&Shape(v)).unwrap();
+        for a in &specs {
+            for b in &specs {
+                assert_eq!(same_shape(a, b), written(a) == written(b), "{a} and {b}");
+            }
         }
     }
 

@@ -218,11 +218,27 @@ mod tests {
     #[test]
     fn whole_number_strings_are_ordered_as_the_general_rule_orders_them() {
         let texts = [
-            "0", "00", "7", "07", "007", "8", "10", "010", "3333", "14444", "999999999999999", "0999999999999999",
-            "1000000000000000", "9007199254740993", "-1", "+5", "", "1a", "abc",
+            "0",
+            "00",
+            "7",
+            "07",
+            "007",
+            "8",
+            "10",
+            "010",
+            "3333",
+            "14444",
+            "999999999999999",
+            "0999999999999999",
+            "1000000000000000",
+            "9007199254740993",
+            "-1",
+            "+5",
+            "",
+            "1a",
+            "abc",
         ];
-        let values: Vec<Value> =
-            texts.iter().map(|t| json!(t)).chain([json!(7), json!(3333.5), json!(null)]).collect();
+        let values: Vec<Value> = texts.iter().map(|t| json!(t)).chain([json!(7), json!(3333.5), json!(null)]).collect();
         for a in &values {
             for b in &values {
                 assert_eq!(value_order(a, b), general_order(a, b), "{a} against {b}");
