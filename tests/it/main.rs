@@ -25,6 +25,7 @@ mod proxy;
 mod real_cluster;
 mod release;
 mod scaffold;
+mod selective;
 mod serve;
 mod server;
 mod support;
