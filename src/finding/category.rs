@@ -4,25 +4,25 @@
 
 /// The lookup key of a category name: trimmed, lower-cased, `-` and spaces as `_`.
 pub fn category_key(name: &str) -> String {
-    name.trim().chars().map(fold).collect()
+    let mut key = name.trim().to_ascii_lowercase();
+    if key.contains(['-', ' ']) {
+        key = key.replace(['-', ' '], "_");
+    }
+    key
 }
 
 /// True when `key` (a [`category_key`]) is the key of `name`, without
-/// allocating: this runs for every finding. Folding keeps a name's length
-/// in bytes, so most other names are told apart by their length alone.
+/// allocating: this runs for every finding. It folds `name` as
+/// [`category_key`] does (the two are tested together), a character at a
+/// time; folding keeps a name's length in bytes, so most other names are
+/// told apart by their length alone.
 pub fn is_key_of(key: &str, name: &str) -> bool {
-    let name = name.trim();
-    key.len() == name.len() && key.chars().eq(name.chars().map(fold))
-}
-
-/// How one character of a category name folds: ASCII letters to lower
-/// case, `-` and space to `_`, everything else as it is (so a character
-/// keeps its length in UTF-8).
-fn fold(c: char) -> char {
-    match c {
+    let fold = |c: char| match c {
         '-' | ' ' => '_',
         c => c.to_ascii_lowercase(),
-    }
+    };
+    let name = name.trim();
+    key.len() == name.len() && key.chars().eq(name.chars().map(fold))
 }
 
 #[cfg(test)]

@@ -176,27 +176,6 @@ pub fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
     if a == b {
         return std::cmp::Ordering::Equal; // the common case of a merge: the value is in already
     }
-    if let (Value::String(x), Value::String(y)) = (a, b)
-        && let Some(order) = digits_order(x, y)
-    {
-        return order;
-    }
-    general_order(a, b)
-}
-
-/// [`value_order`] of two strings of at most 15 ASCII digits (ports,
-/// numbers of a selector), without parsing them: by number, then by text,
-/// as the general rule orders them (such numbers are exact as `f64`).
-fn digits_order(x: &str, y: &str) -> Option<std::cmp::Ordering> {
-    let short_digits = |s: &str| (1..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
-    if !(short_digits(x) && short_digits(y)) {
-        return None;
-    }
-    let (nx, ny) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
-    Some(nx.len().cmp(&ny.len()).then_with(|| nx.cmp(ny)).then_with(|| x.cmp(y)))
-}
-
-fn general_order(a: &Value, b: &Value) -> std::cmp::Ordering {
     let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<i64>().ok()).map(|n| n as f64));
     match (number(a), number(b)) {
         (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.to_string().cmp(&b.to_string())),
@@ -206,46 +185,5 @@ fn general_order(a: &Value, b: &Value) -> std::cmp::Ordering {
             (Some(x), Some(y)) => x.cmp(y),
             _ => a.to_string().cmp(&b.to_string()),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::{Value, json};
-
-    use super::{general_order, value_order};
-
-    #[test]
-    fn whole_number_strings_are_ordered_as_the_general_rule_orders_them() {
-        let texts = [
-            "0",
-            "00",
-            "7",
-            "07",
-            "007",
-            "8",
-            "10",
-            "010",
-            "3333",
-            "14444",
-            "999999999999999",
-            "0999999999999999",
-            "1000000000000000",
-            "9007199254740993",
-            "-1",
-            "+5",
-            "",
-            "1a",
-            "abc",
-        ];
-        let values: Vec<Value> = texts.iter().map(|t| json!(t)).chain([json!(7), json!(3333.5), json!(null)]).collect();
-        for a in &values {
-            for b in &values {
-                assert_eq!(value_order(a, b), general_order(a, b), "{a} against {b}");
-            }
-        }
-        let mut ports: Vec<Value> = ["45700", "3333", "8080", "443", "0443"].iter().map(|t| json!(t)).collect();
-        ports.sort_by(value_order);
-        assert_eq!(ports, [json!("0443"), json!("443"), json!("3333"), json!("8080"), json!("45700")]);
     }
 }
