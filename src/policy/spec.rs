@@ -21,9 +21,10 @@ pub fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// True when a selector carries an enforcing action.
+/// True when a selector carries an enforcing action, on the call or on its
+/// return.
 pub fn enforces(selector: &Value) -> bool {
-    array(selector, "matchActions").iter().any(|a| ENFORCING_ACTIONS.contains(&text(a, "action")))
+    ACTION_LISTS.iter().any(|list| array(selector, list).iter().any(|a| ENFORCING_ACTIONS.contains(&text(a, "action"))))
 }
 
 /// Where a selector sits in a spec.

@@ -64,6 +64,7 @@ fn every_dangerous_policy_is_refused_with_its_rule_and_narrow_ones_are_accepted(
         ("HostNs", Some("payments"), "safety/host", "host's Pid namespace"),
         ("Halves", Some("payments"), "safety/address", "cover more than a /8"),
         ("AllPorts", Some("payments"), "safety/port", "cover 65535 of 65535"),
+        ("MacroKill", Some("payments"), "safety/macro-action", "a selector macro must not carry an enforcing action"),
     ];
     let mut findings: Vec<Value> = cases.iter().map(|(c, ns, _, _)| finding(&format!("f-{c}"), c, *ns)).collect();
     findings.push(finding("f-narrow", "Narrow", Some("payments")));

@@ -262,6 +262,33 @@ mod tests {
     }
 
     #[test]
+    fn enforcing_actions_hidden_in_a_macro_or_on_the_return_are_judged() {
+        let exec = json!([{"index": 0, "type": "linux_binprm"}]);
+        // Kill every exec, through a macro the selector names.
+        let mut through_macro = hook("security_bprm_check", exec.clone(), json!({"macros": ["kill"]}));
+        through_macro["kprobes"][0]["selectors"][0].as_object_mut().unwrap().remove("matchActions");
+        through_macro["selectorsMacros"] = json!({"kill": {"matchActions": [{"action": "Sigkill"}]}});
+        assert!(rules(through_macro.clone()).contains(&"safety/macro-action".to_string()), "{through_macro}");
+        // A macro that only adds a filter is fine.
+        let mut filter_macro = hook(
+            "security_bprm_check",
+            exec.clone(),
+            json!({"macros": ["miner"], "matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/xmrig"]}]}),
+        );
+        filter_macro["selectorsMacros"] =
+            json!({"miner": {"matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/xmrig"]}]}});
+        assert!(!rules(filter_macro).contains(&"safety/macro-action".to_string()));
+        // Kill every caller on the return: as unfiltered as on the call.
+        let mut on_return = hook("security_bprm_check", exec, json!({}));
+        let selector = on_return["kprobes"][0]["selectors"][0].as_object_mut().unwrap();
+        let actions = selector.remove("matchActions").unwrap();
+        selector.insert("matchReturnActions".into(), actions);
+        on_return["kprobes"][0]["return"] = json!(true);
+        on_return["kprobes"][0]["returnArg"] = json!({"index": 0, "type": "int"});
+        assert!(rules(on_return.clone()).contains(&"safety/unfiltered".to_string()), "{on_return}");
+    }
+
+    #[test]
     fn the_clusters_own_ranges_are_judged_when_known() {
         let sock = json!([{"index": 0, "type": "sock"}]);
         let spec = hook(

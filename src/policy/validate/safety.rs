@@ -22,6 +22,13 @@
 //!   excluded, which keeps hostPID pods and node processes safe.
 //!
 //! A cluster-wide enforcing policy must be limited to pods (`safety/unscoped`).
+//!
+//! A selector macro must not carry an enforcing action
+//! (`safety/macro-action`): Tetragon appends a macro's actions to every
+//! selector that names it, so an action there would enforce through
+//! selectors these checks judge as not enforcing. With the rule, every
+//! enforcing action sits on the selector it acts through, in `matchActions`
+//! or `matchReturnActions`, and a macro can only add filters, which narrow.
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -70,6 +77,14 @@ const MAX_PORTS: u32 = 32_768;
 pub fn check(object: &Value, kind: Kind, guardrails: &Guardrails, out: &mut Vec<Problem>) {
     let spec = object.get("spec").unwrap_or(&Value::Null);
     let narrow = kind == Kind::TracingPolicyNamespaced || names_workload(spec);
+    let macros = spec.get("selectorsMacros").and_then(Value::as_object).into_iter().flatten();
+    for (name, _) in macros.filter(|(_, selector)| enforces(selector)) {
+        out.push(problem(
+            format!("spec.selectorsMacros.{name}"),
+            "safety/macro-action",
+            "a selector macro must not carry an enforcing action: Tetragon adds it to every selector that names the macro; put the action on those selectors",
+        ));
+    }
     let mut enforcing = false;
     for (site, hook, selector) in selectors(spec).filter(|(_, _, selector)| enforces(selector)) {
         enforcing = true;

@@ -12,6 +12,7 @@
 //! | `HostNs`      | Sigkill in the host's PID namespace (`matchNamespaces Pid In host_ns`)    |
 //! | `Halves`      | Sigkill to `0.0.0.0/1` and `128.0.0.0/1`                                  |
 //! | `AllPorts`    | Sigkill to ports `1:65535`                                                |
+//! | `MacroKill`   | Sigkill on every exec, from a selector macro the selector names           |
 //! | `Narrow`      | Override on `unshare(CLONE_NEWUSER)` and Signal on one address: accepted |
 
 #[cfg(target_arch = "wasm32")]
@@ -58,6 +59,7 @@ mod component {
                     "HostNs",
                     "Halves",
                     "AllPorts",
+                    "MacroKill",
                     "Narrow",
                 ]
                 .map(String::from)
@@ -79,6 +81,7 @@ mod component {
                 "hostns" => tcp_connect(r#"{"matchArgs":[{"index":0,"operator":"DPort","values":["4444"]}],"matchNamespaces":[{"namespace":"Pid","operator":"In","values":["host_ns"]}],"matchActions":[{"action":"Sigkill"}]}"#),
                 "halves" => tcp_connect(r#"{"matchArgs":[{"index":0,"operator":"DAddr","values":["0.0.0.0/1","128.0.0.0/1"]}],"matchActions":[{"action":"Sigkill"}]}"#),
                 "allports" => tcp_connect(r#"{"matchArgs":[{"index":0,"operator":"DPort","values":["1:65535"]}],"matchActions":[{"action":"Sigkill"}]}"#),
+                "macrokill" => r#"{"kprobes":[{"call":"security_bprm_check","syscall":false,"args":[{"index":0,"type":"linux_binprm"}],"selectors":[{"macros":["kill"]}]}],"selectorsMacros":{"kill":{"matchActions":[{"action":"Sigkill"}]}}}"#.to_string(),
                 _ => {
                     let unshare = r#"{"kprobes":[{"call":"sys_unshare","syscall":true,"args":[{"index":0,"type":"int"}],"selectors":[{"matchArgs":[{"index":0,"operator":"Mask","values":["268435456"]}],"matchActions":[{"action":"Override","argError":-1}]}]}]}"#;
                     let peer = tcp_connect(r#"{"matchArgs":[{"index":0,"operator":"DAddr","values":["203.0.113.7/32"]}],"matchActions":[{"action":"Signal","argSig":9}]}"#);
