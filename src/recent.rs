@@ -4,11 +4,13 @@
 //! and the newer takes its place. Lookups stay O(1) and memory stays bounded
 //! however many distinct keys a run meets, without the bookkeeping of an LRU.
 //!
-//! Keys are attacker-influenced (they come from findings), so the hasher is
-//! seeded at random per map; it is foldhash rather than std's SipHash, which
-//! cost a quarter of the host's side of a mapping call on the long answer
-//! keys. A collision flood could only slow lookups within one bounded
-//! generation, never grow memory.
+//! Keys are attacker-influenced (they come from findings). The hasher is
+//! foldhash, seeded per process and per map from address-space and stack
+//! randomness, rather than std's SipHash, which cost a quarter of the host's
+//! side of a mapping call on the long answer keys. foldhash is only
+//! minimally DoS-resistant: keys made to collide without knowing the seed
+//! (no such construction is known) would make lookups scan their bounded
+//! generation, slowing a run, never growing memory.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;

@@ -78,7 +78,7 @@ mod tests {
     use super::Raw;
 
     #[test]
-    fn a_value_is_written_out_only_when_asked_and_says_what_its_text_says() {
+    fn a_record_says_the_same_as_a_value_or_as_text() {
         let value = json!({"uuid": "a", "threatCategory": "Crypto_Mining"});
         let from_value = Raw::from(value.clone());
         let from_text = Raw::from(r#"{"uuid": "a",  "threatCategory": "Crypto_Mining"}"#.to_string());

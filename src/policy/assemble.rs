@@ -327,6 +327,10 @@ fn same_shape(a: &Value, b: &Value) -> bool {
                 })
         }
         (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_shape(x, y)),
+        // As written: `-0.0` and `0.0` are equal numbers but not the same text.
+        (Value::Number(a), Value::Number(b)) => {
+            a == b && a.as_f64().map(f64::is_sign_negative) == b.as_f64().map(f64::is_sign_negative)
+        }
         (a, b) => a == b,
     }
 }
@@ -445,6 +449,9 @@ mod tests {
             json!({"values": [1]}),
             json!({"values": {"values": [1]}}),
             json!({"values": {"values": [2, 3]}}),
+            json!({"a": [{"values": [1]}], "b": 0.0}),
+            json!({"a": [{"values": [1]}], "b": -0.0}),
+            json!({"a": [{"values": [1]}], "b": 0}),
         ];
         let written = |v: &Value| serde_json::to_string(&Shape(v)).unwrap();
         for a in &specs {

@@ -5,8 +5,9 @@ use serde_json::Value;
 /// The spec fields that hold hooks with selectors.
 pub const HOOKS: &[&str] = &["kprobes", "tracepoints", "lsmhooks", "uprobes", "usdts", "fentries"];
 
-/// Actions that stop or kill something; everything else only observes.
-pub const ENFORCING_ACTIONS: &[&str] = &["Sigkill", "Override", "Signal", "NotifyEnforcer"];
+/// Actions that stop, kill or change something (`Set` writes into a USDT's
+/// process); everything else only observes.
+pub const ENFORCING_ACTIONS: &[&str] = &["Sigkill", "Override", "Signal", "NotifyEnforcer", "Set"];
 
 /// The selector fields that hold actions.
 pub const ACTION_LISTS: &[&str] = &["matchActions", "matchReturnActions"];

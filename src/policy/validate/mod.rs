@@ -269,14 +269,14 @@ mod tests {
         through_macro["kprobes"][0]["selectors"][0].as_object_mut().unwrap().remove("matchActions");
         through_macro["selectorsMacros"] = json!({"kill": {"matchActions": [{"action": "Sigkill"}]}});
         assert!(rules(through_macro.clone()).contains(&"safety/macro-action".to_string()), "{through_macro}");
-        // A macro that only adds a filter is fine.
+        // A macro that adds a filter the selector does not have is not refused for it.
         let mut filter_macro = hook(
             "security_bprm_check",
             exec.clone(),
-            json!({"macros": ["miner"], "matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/xmrig"]}]}),
+            json!({"macros": ["not-init"], "matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/xmrig"]}]}),
         );
-        filter_macro["selectorsMacros"] =
-            json!({"miner": {"matchArgs": [{"index": 0, "operator": "Postfix", "values": ["/xmrig"]}]}});
+        filter_macro["selectorsMacros"] = json!({"not-init": {"matchPIDs": [{"operator": "NotIn",
+            "followForks": true, "isNamespacePID": true, "values": [1]}]}});
         assert!(!rules(filter_macro).contains(&"safety/macro-action".to_string()));
         // Kill every caller on the return: as unfiltered as on the call.
         let mut on_return = hook("security_bprm_check", exec, json!({}));
@@ -286,6 +286,11 @@ mod tests {
         on_return["kprobes"][0]["return"] = json!(true);
         on_return["kprobes"][0]["returnArg"] = json!({"index": 0, "type": "int"});
         assert!(rules(on_return.clone()).contains(&"safety/unfiltered".to_string()), "{on_return}");
+        // `Set` writes into the traced process: enforcing, so never into a protected one.
+        let set = json!({"usdts": [{"path": "/usr/bin/kubelet", "provider": "app", "name": "probe",
+            "args": [{"index": 0, "type": "int"}],
+            "selectors": [{"matchActions": [{"action": "Set", "argIndex": 0, "argValue": 1}]}]}]});
+        assert!(rules(set.clone()).contains(&"safety/protected-binary".to_string()), "{set}");
     }
 
     #[test]

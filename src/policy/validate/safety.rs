@@ -28,7 +28,8 @@
 //! selector that names it, so an action there would enforce through
 //! selectors these checks judge as not enforcing. With the rule, every
 //! enforcing action sits on the selector it acts through, in `matchActions`
-//! or `matchReturnActions`, and a macro can only add filters, which narrow.
+//! or `matchReturnActions`, where these checks and the guard see it. Filters
+//! a macro adds are not counted: an enforcing selector must narrow on its own.
 
 use ipnet::IpNet;
 use serde_json::Value;
