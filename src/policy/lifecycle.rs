@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::managed::{Json, ManagedPolicy, Transition, timestamp};
 use super::mode::Mode;
 use super::object::labels;
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, array, erase_values, selectors, text, unite_values};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, array, erase_values, macros, selectors, text, unite_values};
 
 /// Transitions kept in the history annotation (the oldest are dropped).
 const HISTORY_ENTRIES: usize = 20;
@@ -46,10 +46,8 @@ pub fn enforce_actions(enforced_spec: &Value) -> BTreeMap<String, Vec<Value>> {
     for (site, _, selector) in selectors(enforced_spec) {
         visit(site.pointer(), selector);
     }
-    if let Some(macros) = enforced_spec.get("selectorsMacros").and_then(Value::as_object) {
-        for (name, selector) in macros {
-            visit(format!("/selectorsMacros/{}", name.replace('~', "~0").replace('/', "~1")), selector);
-        }
+    for (name, selector) in macros(enforced_spec) {
+        visit(format!("/selectorsMacros/{}", name.replace('~', "~0").replace('/', "~1")), selector);
     }
     out
 }

@@ -28,6 +28,11 @@ pub fn enforces(selector: &Value) -> bool {
     ACTION_LISTS.iter().any(|list| array(selector, list).iter().any(|a| ENFORCING_ACTIONS.contains(&text(a, "action"))))
 }
 
+/// The spec's selector macros (`selectorsMacros`), by name.
+pub fn macros(spec: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    spec.get("selectorsMacros").and_then(Value::as_object).into_iter().flatten()
+}
+
 /// Where a selector sits in a spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Site {

@@ -38,7 +38,7 @@ use super::problem::{Problem, problem};
 use crate::guardrails::{Guardrails, Refusal, check_ip, check_port, parse_ip, too_broad};
 use crate::policy::binaries::{COMMON, PROTECTED, hit};
 use crate::policy::guard::{NAMESPACE_LABEL, protected_match};
-use crate::policy::spec::{array, enforces, selectors, text};
+use crate::policy::spec::{array, enforces, macros, selectors, text};
 use crate::policy::{Kind, PROTECTED_BINARIES};
 
 /// Operators that exclude rather than select.
@@ -78,8 +78,7 @@ const MAX_PORTS: u32 = 32_768;
 pub fn check(object: &Value, kind: Kind, guardrails: &Guardrails, out: &mut Vec<Problem>) {
     let spec = object.get("spec").unwrap_or(&Value::Null);
     let narrow = kind == Kind::TracingPolicyNamespaced || names_workload(spec);
-    let macros = spec.get("selectorsMacros").and_then(Value::as_object).into_iter().flatten();
-    for (name, _) in macros.filter(|(_, selector)| enforces(selector)) {
+    for (name, _) in macros(spec).filter(|(_, selector)| enforces(selector)) {
         out.push(problem(
             format!("spec.selectorsMacros.{name}"),
             "safety/macro-action",
