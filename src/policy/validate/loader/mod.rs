@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+mod macros;
 mod operators;
 
 use operators::{
@@ -15,7 +16,7 @@ use operators::{
 
 use super::problem::{Problem, problem};
 use crate::policy::Kind;
-use crate::policy::spec::{HOOKS, array, hooks, text};
+use crate::policy::spec::{ENFORCING_ACTIONS, HOOKS, array, hooks, text};
 
 const MAX_SELECTORS: usize = 5;
 const MAX_ARGS: usize = 5;
@@ -50,13 +51,14 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         ));
     }
     let lists = array(spec, "lists");
+    let macros = spec.get("selectorsMacros").and_then(Value::as_object);
     let mut calls = BTreeSet::new();
     for (list, h, hook) in hooks(spec) {
         let at = format!("spec.{list}[{h}]");
         if list == "kprobes" {
             check_kprobe(hook, &at, &mut calls, out);
         }
-        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists };
+        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists, macros };
         ctx.check(out);
     }
 }
@@ -148,6 +150,7 @@ struct Hook<'a> {
     kprobe_multi_off: bool,
     has_enforcer: bool,
     lists: &'a [Value],
+    macros: Option<&'a Map<String, Value>>,
 }
 
 impl Hook<'_> {
@@ -168,10 +171,27 @@ impl Hook<'_> {
                 format!("{} selectors, at most {MAX_SELECTORS} per hook", selectors.len()),
             ));
         }
+        if self.list == "fentries" {
+            check_fentry_actions(selectors, self.at, out);
+        }
         let mut substrings = 0;
         for (s, selector) in selectors.iter().enumerate() {
             let at = format!("{}.selectors[{s}]", self.at);
-            substrings += self.check_selector(selector, &at, args, out);
+            // Tetragon looks for NotifyEnforcer before it expands macros
+            // (`preValidateKprobes`), so only in the selector's own actions.
+            for (a, action) in array(selector, "matchActions").iter().enumerate() {
+                if text(action, "action") == "NotifyEnforcer" && !self.has_enforcer {
+                    let at = format!("{at}.matchActions[{a}]");
+                    out.push(problem(at, "loader/enforcer", "NotifyEnforcer needs an `enforcers` section"));
+                }
+            }
+            let expanded = macros::expand(selector, self.macros, &at, out);
+            let before = out.len();
+            substrings += self.check_selector(&expanded.selector, &at, args, out);
+            if !expanded.from.is_empty() {
+                let with = format!(" (the selector with macro {})", expanded.from.join(", "));
+                out[before..].iter_mut().for_each(|p| p.message.push_str(&with));
+            }
         }
         if substrings > MAX_SUBSTRINGS_PER_HOOK {
             out.push(problem(
@@ -200,8 +220,8 @@ impl Hook<'_> {
                 format!("{} actions, at most {MAX_ACTIONS}", actions.len()),
             ));
         }
-        for (a, action) in actions.iter().enumerate() {
-            self.check_action(action, &format!("{at}.matchActions[{a}]"), out);
+        for (a, _) in actions.iter().enumerate().filter(|(_, action)| text(action, "action") == "Override") {
+            self.check_override(&format!("{at}.matchActions[{a}]"), out);
         }
         for (b, entry) in array(selector, "matchBinaries").iter().enumerate() {
             check_binaries(entry, &format!("{at}.matchBinaries[{b}]"), out);
@@ -230,43 +250,56 @@ impl Hook<'_> {
         substrings
     }
 
-    fn check_action(&self, action: &Value, at: &str, out: &mut Vec<Problem>) {
-        match text(action, "action") {
-            "Override" => {
-                let call = text(self.hook, "call");
-                let syscall = self.hook.get("syscall").and_then(Value::as_bool).unwrap_or(true);
-                let allowed = match self.list {
-                    "lsmhooks" | "uprobes" => true,
-                    "kprobes" if syscall => true,
-                    "kprobes" if call.starts_with("security_") => {
-                        if !self.kprobe_multi_off {
-                            out.push(problem(
-                                at,
-                                "loader/kprobe-multi-override",
-                                format!(
-                                    "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret) on kernels with kprobe_multi (most since 5.18); Tetragon accepts it without on a kernel that lacks kprobe_multi, and on arm64"
-                                ),
-                            ));
-                        }
-                        true
-                    }
-                    _ => false,
-                };
-                if !allowed {
+    /// Override works on syscalls, `security_*` functions, LSM hooks and uprobes.
+    fn check_override(&self, at: &str, out: &mut Vec<Problem>) {
+        let call = text(self.hook, "call");
+        let syscall = self.hook.get("syscall").and_then(Value::as_bool).unwrap_or(true);
+        let allowed = match self.list {
+            "lsmhooks" | "uprobes" => true,
+            "kprobes" if syscall => true,
+            "kprobes" if call.starts_with("security_") => {
+                if !self.kprobe_multi_off {
                     out.push(problem(
                         at,
-                        "loader/override",
+                        "loader/kprobe-multi-override",
                         format!(
-                            "Override only works on syscalls, security_* functions and LSM hooks, not {}; use Sigkill",
-                            if call.is_empty() { self.list } else { call }
+                            "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret) on kernels with kprobe_multi (most since 5.18); Tetragon accepts it without on a kernel that lacks kprobe_multi, and on arm64"
                         ),
                     ));
                 }
+                true
             }
-            "NotifyEnforcer" if !self.has_enforcer => {
-                out.push(problem(at, "loader/enforcer", "NotifyEnforcer needs an `enforcers` section"));
+            _ => false,
+        };
+        if !allowed {
+            out.push(problem(
+                at,
+                "loader/override",
+                format!(
+                    "Override only works on syscalls, security_* functions and LSM hooks, not {}; use Sigkill",
+                    if call.is_empty() { self.list } else { call }
+                ),
+            ));
+        }
+    }
+}
+
+/// Tetragon does not enforce on fentry hooks yet
+/// (`createGenericFentrySensor` in `pkg/sensors/tracing/genericfentry.go`,
+/// looks at each selector's own `matchActions`).
+fn check_fentry_actions(selectors: &[Value], at: &str, out: &mut Vec<Problem>) {
+    for (s, selector) in selectors.iter().enumerate() {
+        for (a, action) in array(selector, "matchActions").iter().enumerate() {
+            let name = text(action, "action");
+            if ENFORCING_ACTIONS.iter().any(|e| e.eq_ignore_ascii_case(name)) {
+                out.push(problem(
+                    format!("{at}.selectors[{s}].matchActions[{a}]"),
+                    "loader/fentry-enforce",
+                    format!(
+                        "{name} on an fentry hook: Tetragon does not support enforcement on fentries yet; hook a kprobe"
+                    ),
+                ));
             }
-            _ => {}
         }
     }
 }
