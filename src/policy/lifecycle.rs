@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::managed::{Json, ManagedPolicy, Transition, timestamp};
 use super::mode::Mode;
 use super::object::labels;
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, array, erase_values, macros, selectors, text, unite_values};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, action_holders, array, erase_values, text, unite_values};
 
 /// Transitions kept in the history annotation (the oldest are dropped).
 const HISTORY_ENTRIES: usize = 20;
@@ -34,7 +34,7 @@ pub use super::error::LifecycleError;
 /// `enforce-actions` annotation.
 pub fn enforce_actions(enforced_spec: &Value) -> BTreeMap<String, Vec<Value>> {
     let mut out = BTreeMap::new();
-    let mut visit = |pointer: String, selector: &Value| {
+    for (pointer, selector) in action_holders(enforced_spec) {
         for key in ACTION_LISTS {
             let mut list = array(selector, key).to_vec();
             if list.iter().any(|a| ENFORCING_ACTIONS.contains(&text(a, "action"))) {
@@ -42,12 +42,6 @@ pub fn enforce_actions(enforced_spec: &Value) -> BTreeMap<String, Vec<Value>> {
                 out.insert(format!("{pointer}/{key}"), list);
             }
         }
-    };
-    for (site, _, selector) in selectors(enforced_spec) {
-        visit(site.pointer(), selector);
-    }
-    for (name, selector) in macros(enforced_spec) {
-        visit(format!("/selectorsMacros/{}", name.replace('~', "~0").replace('/', "~1")), selector);
     }
     out
 }
@@ -186,6 +180,23 @@ pub(super) mod tests {
         policy.set_mode(Mode::Post).unwrap();
         assert_eq!(actions(&policy), &json!([{"action": "Post", "rateLimit": "1m"}, {"action": "Post"}]));
         assert!(!actions(&policy).to_string().contains(ENFORCING_ACTIONS[0]));
+    }
+
+    #[test]
+    fn the_annotation_names_macros_by_escaped_pointers_that_resolve() {
+        let spec = json!({
+            "kprobes": [{"call": "sys_openat", "syscall": true, "selectors": [
+                {"matchActions": [{"action": "Post"}]},
+                {"macros": ["a/b~c"], "matchActions": [{"action": "Sigkill"}]},
+            ]}],
+            "selectorsMacros": {"a/b~c": {"matchReturnActions": [{"action": "Override", "argError": -1}]}},
+        });
+        let lists = enforce_actions(&spec);
+        let pointers: Vec<&str> = lists.keys().map(String::as_str).collect();
+        assert_eq!(pointers, ["/kprobes/0/selectors/1/matchActions", "/selectorsMacros/a~1b~0c/matchReturnActions"]);
+        for (pointer, list) in &lists {
+            assert_eq!(spec.pointer(pointer), Some(&Value::Array(list.clone())), "{pointer}");
+        }
     }
 
     #[test]

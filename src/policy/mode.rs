@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, for_each_selector_mut};
+use super::spec::{ACTION_LISTS, ENFORCING_ACTIONS, for_each_action_holder_mut};
 
 /// Whether enforcing actions enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -44,10 +44,7 @@ impl Mode {
     /// alike) becomes `Post`; in both modes a mapper's `policy-mode` option,
     /// which would otherwise override the mode in the agent, is dropped.
     pub fn apply(self, spec: &mut Value) {
-        for_each_selector_mut(spec, |_, selector| self.rewrite_selector(selector));
-        if let Some(macros) = spec.get_mut("selectorsMacros").and_then(Value::as_object_mut) {
-            macros.values_mut().for_each(|s| self.rewrite_selector(s));
-        }
+        for_each_action_holder_mut(spec, |selector| self.rewrite_selector(selector));
         if let Some(options) = spec.get_mut("options").and_then(Value::as_array_mut) {
             options.retain(|o| o.get("name").and_then(Value::as_str) != Some("policy-mode"));
         }
@@ -100,6 +97,7 @@ mod tests {
                 {"matchActions": [{"action": "Post", "rateLimit": "1m"}]},
             ]}],
             "lsmhooks": [{"hook": "file_open", "selectors": [{"matchActions": [{"action": "Signal", "argSig": 9}]}]}],
+            "selectorsMacros": {"kill": {"matchReturnActions": [{"action": "Sigkill"}]}},
         })
     }
 
@@ -110,6 +108,7 @@ mod tests {
         assert_eq!(s["kprobes"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
         assert_eq!(s["kprobes"][0]["selectors"][1]["matchActions"], json!([{"action": "Post", "rateLimit": "1m"}]));
         assert_eq!(s["lsmhooks"][0]["selectors"][0]["matchActions"], json!([{"action": "Post"}]));
+        assert_eq!(s["selectorsMacros"]["kill"]["matchReturnActions"], json!([{"action": "Post"}]), "macros too");
         assert_eq!(s["options"], json!([{"name": "disable-kprobe-multi", "value": "1"}]));
     }
 
@@ -122,6 +121,7 @@ mod tests {
             json!([{"action": "Override", "argError": -1}, {"action": "Sigkill"}])
         );
         assert_eq!(s["lsmhooks"][0]["selectors"][0]["matchActions"], json!([{"action": "Signal", "argSig": 9}]));
+        assert_eq!(s["selectorsMacros"]["kill"]["matchReturnActions"], json!([{"action": "Sigkill"}]));
         assert_eq!(s["options"], json!([{"name": "disable-kprobe-multi", "value": "1"}]), "policy-mode dropped");
     }
 }

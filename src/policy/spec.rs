@@ -105,6 +105,24 @@ pub fn for_each_selector_mut(spec: &mut Value, mut visit: impl FnMut(Site, &mut 
     let Ok(()) = visited;
 }
 
+/// Every selector of the spec, then every selector macro (whose actions
+/// Tetragon adds to the selectors naming it): all the places that hold
+/// action lists, each with its JSON pointer into the spec.
+pub fn action_holders(spec: &Value) -> impl Iterator<Item = (String, &Value)> {
+    let selectors = selectors(spec).map(|(site, _, selector)| (site.pointer(), selector));
+    let macros = macros(spec)
+        .map(|(name, selector)| (format!("/selectorsMacros/{}", name.replace('~', "~0").replace('/', "~1")), selector));
+    selectors.chain(macros)
+}
+
+/// Calls `visit` with every place [`action_holders`] names, mutably.
+pub fn for_each_action_holder_mut(spec: &mut Value, mut visit: impl FnMut(&mut Value)) {
+    for_each_selector_mut(spec, |_, selector| visit(selector));
+    if let Some(macros) = spec.get_mut("selectorsMacros").and_then(Value::as_object_mut) {
+        macros.values_mut().for_each(visit);
+    }
+}
+
 /// Replaces every `values` list with null (what is left is a spec's shape).
 pub fn erase_values(value: &mut Value) {
     visit_values(value, &mut |values| *values = Value::Null);
