@@ -42,10 +42,9 @@ pub fn is_link_local(ip: IpAddr) -> bool {
 
 /// The address as a single-host CIDR (`/32` or `/128`).
 pub fn host_cidr(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(_) => format!("{ip}/32"),
-        IpAddr::V6(_) => format!("{ip}/128"),
-    }
+    let mut cidr = ip.to_string();
+    cidr.push_str(if ip.is_ipv4() { "/32" } else { "/128" });
+    cidr
 }
 
 /// Interpreters and shells: a finding that names one of them must not turn

@@ -3,11 +3,12 @@
 //! Each rule always emits the same spec *shape* for its template and varies
 //! only the `values` lists, so the host can merge every finding of a category
 //! and scope into one object. Specs are written straight into JSON text:
-//! most are constants, the rest splice sorted value lists into a fixed frame,
-//! which keeps a call to a few microseconds even inside the sandbox.
+//! most are constants, the rest splice sorted value lists into a fixed frame
+//! with `push_str` rather than `format!`, and value lists borrow what they
+//! can: this runs for every finding, inside the sandbox.
 
 use crate::Finding;
-use crate::json::{SIGKILL, list};
+use crate::json::{SIGKILL, push_list, push_port_list, push_u16, tagged};
 use crate::net::{binary_paths, host_cidr, is_link_local, is_public, specific_basename};
 
 /// A category this mapper handles.
@@ -73,17 +74,22 @@ const SERVICE_PORTS: &[u16] = &[3000, 3306, 5000, 5432, 6379, 8000, 8080, 8443, 
 /// Shells whose outbound connections make a reverse shell.
 const SHELLS: &[&str] = &["/sh", "/bash", "/dash", "/zsh", "/ash", "/ksh"];
 
-fn sorted(mut values: Vec<String>) -> Vec<String> {
-    values.sort();
+fn sorted(mut values: Vec<&str>) -> Vec<&str> {
+    values.sort_unstable();
     values.dedup();
     values
 }
 
-/// A `tcp_connect` hook (a `sock` argument) with the given selectors (JSON).
-fn tcp_connect(selectors: &str) -> String {
-    format!(
-        r#"{{"kprobes":[{{"call":"tcp_connect","syscall":false,"args":[{{"index":0,"type":"sock"}}],"selectors":{selectors}}}]}}"#
-    )
+/// A `tcp_connect` hook (a `sock` argument) whose selectors `selectors`
+/// writes (a JSON array).
+fn tcp_connect(selectors: impl FnOnce(&mut String)) -> String {
+    let mut spec = String::with_capacity(512);
+    spec.push_str(
+        r#"{"kprobes":[{"call":"tcp_connect","syscall":false,"args":[{"index":0,"type":"sock"}],"selectors":"#,
+    );
+    selectors(&mut spec);
+    spec.push_str("}]}");
+    spec
 }
 
 /// The finding's remote address, if it parses.
@@ -95,36 +101,46 @@ fn destination(finding: &Finding) -> Option<std::net::IpAddr> {
 /// is a public address (never a cluster, private or loopback one).
 fn peer_addresses(finding: &Finding) -> Option<Draft> {
     let ip = destination(finding).filter(|ip| is_public(*ip))?;
-    let cidrs = list([host_cidr(ip)]);
+    let cidr = host_cidr(ip);
+    let address = cidr.split('/').next().unwrap_or(&cidr);
     Some(Draft {
         template: "peer-addresses",
-        indicators: vec![format!("ip:{ip}")],
-        spec: tcp_connect(&format!(
-            r#"[{{"matchArgs":[{{"index":0,"operator":"DAddr","values":{cidrs}}}],"matchActions":{SIGKILL}}}]"#
-        )),
+        indicators: vec![tagged("ip:", address)],
+        spec: tcp_connect(|out| {
+            out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"DAddr","values":"#);
+            push_list(out, "", [&cidr]);
+            out.push_str(r#"}],"matchActions":"#);
+            out.push_str(SIGKILL);
+            out.push_str("}]");
+        }),
     })
 }
 
 fn cloud_credentials(finding: &Finding) -> Vec<Draft> {
-    let mut cidrs: Vec<String> = METADATA_CIDRS.iter().map(|c| c.to_string()).collect();
-    if let Some(ip) = destination(finding).filter(|ip| is_link_local(*ip)) {
-        cidrs.push(host_cidr(ip));
-    }
-    let mut binaries: Vec<String> = FETCH_UTILITIES.iter().map(|b| b.to_string()).collect();
-    binaries.extend(finding.binary.as_deref().map(binary_paths).unwrap_or_default());
+    let link_local = destination(finding).filter(|ip| is_link_local(*ip)).map(host_cidr);
+    let mut cidrs: Vec<&str> = METADATA_CIDRS.to_vec();
+    cidrs.extend(link_local.as_deref());
+    let paths = finding.binary.as_deref().map(binary_paths).unwrap_or_default();
+    let mut binaries: Vec<&str> = FETCH_UTILITIES.to_vec();
+    binaries.extend(paths.iter().map(String::as_str));
     let (cidrs, binaries) = (sorted(cidrs), sorted(binaries));
     let indicators = cidrs
         .iter()
-        .map(|c| format!("ip:{}", c.split('/').next().unwrap_or(c)))
-        .chain(binaries.iter().map(|b| format!("binary:{b}")))
+        .map(|c| tagged("ip:", c.split('/').next().unwrap_or(c)))
+        .chain(binaries.iter().map(|b| tagged("binary:", b)))
         .collect();
-    let (cidrs, binaries) = (list(&cidrs), list(&binaries));
     vec![Draft {
         template: "imds-egress",
         indicators,
-        spec: tcp_connect(&format!(
-            r#"[{{"matchArgs":[{{"index":0,"operator":"DAddr","values":{cidrs}}}],"matchBinaries":[{{"operator":"In","values":{binaries}}}],"matchActions":{SIGKILL}}}]"#
-        )),
+        spec: tcp_connect(|out| {
+            out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"DAddr","values":"#);
+            push_list(out, "", &cidrs);
+            out.push_str(r#"}],"matchBinaries":[{"operator":"In","values":"#);
+            push_list(out, "", &binaries);
+            out.push_str(r#"}],"matchActions":"#);
+            out.push_str(SIGKILL);
+            out.push_str("}]");
+        }),
     }]
 }
 
@@ -133,17 +149,17 @@ fn cloud_credentials(finding: &Finding) -> Vec<Draft> {
 const RAW_SOCKET_SPEC: &str = r#"{"kprobes":[{"call":"security_socket_create","syscall":false,"args":[{"index":0,"type":"int"},{"index":1,"type":"int"}],"selectors":[{"matchArgs":[{"index":1,"operator":"Equal","values":["3"]}],"matchBinaries":[{"operator":"NotIn","values":["/bin/ping","/bin/ping6","/usr/bin/ping","/usr/bin/ping6"]}],"matchActions":[{"action":"Sigkill"}]},{"matchArgs":[{"index":0,"operator":"Equal","values":["17"]}],"matchBinaries":[{"operator":"NotIn","values":["/bin/ping","/bin/ping6","/usr/bin/ping","/usr/bin/ping6"]}],"matchActions":[{"action":"Sigkill"}]}]}]}"#;
 
 fn network_scanning(finding: &Finding) -> Vec<Draft> {
-    let mut names: Vec<String> = SCANNERS.iter().map(|s| s.to_string()).collect();
-    names.extend(finding.binary.as_deref().and_then(specific_basename).map(str::to_string));
+    let mut names: Vec<&str> = SCANNERS.to_vec();
+    names.extend(finding.binary.as_deref().and_then(specific_basename));
     let names = sorted(names);
-    let suffixes = list(names.iter().map(|n| format!("/{n}")));
-    let scanner_exec = Draft {
-        template: "scanner-exec",
-        indicators: names.iter().map(|n| format!("binary:*/{n}")).collect(),
-        spec: format!(
-            r#"{{"kprobes":[{{"call":"security_bprm_check","syscall":false,"args":[{{"index":0,"type":"linux_binprm"}}],"selectors":[{{"matchArgs":[{{"index":0,"operator":"Postfix","values":{suffixes}}}],"matchActions":{SIGKILL}}}]}}]}}"#
-        ),
-    };
+    let mut spec = String::with_capacity(512);
+    spec.push_str(r#"{"kprobes":[{"call":"security_bprm_check","syscall":false,"args":[{"index":0,"type":"linux_binprm"}],"selectors":[{"matchArgs":[{"index":0,"operator":"Postfix","values":"#);
+    push_list(&mut spec, "/", &names);
+    spec.push_str(r#"}],"matchActions":"#);
+    spec.push_str(SIGKILL);
+    spec.push_str("}]}]}");
+    let scanner_exec =
+        Draft { template: "scanner-exec", indicators: names.iter().map(|n| tagged("binary:*/", n)).collect(), spec };
     let raw_socket = Draft {
         template: "raw-socket",
         indicators: vec!["socket:SOCK_RAW".into(), "socket:AF_PACKET".into()],
@@ -188,13 +204,25 @@ fn crypto_mining(finding: &Finding) -> Vec<Draft> {
     }
     ports.sort_unstable();
     ports.dedup();
-    let values = list(ports.iter().map(u16::to_string));
+    let indicators = ports
+        .iter()
+        .map(|p| {
+            let mut indicator = String::with_capacity(10);
+            indicator.push_str("port:");
+            push_u16(&mut indicator, *p);
+            indicator
+        })
+        .collect();
     let mut drafts = vec![Draft {
         template: "pool-ports",
-        indicators: ports.iter().map(|p| format!("port:{p}")).collect(),
-        spec: tcp_connect(&format!(
-            r#"[{{"matchArgs":[{{"index":0,"operator":"DPort","values":{values}}}],"matchActions":{SIGKILL}}}]"#
-        )),
+        indicators,
+        spec: tcp_connect(|out| {
+            out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"DPort","values":"#);
+            push_port_list(out, &ports);
+            out.push_str(r#"}],"matchActions":"#);
+            out.push_str(SIGKILL);
+            out.push_str("}]");
+        }),
     }];
     drafts.extend(peer_addresses(finding));
     drafts
@@ -203,15 +231,18 @@ fn crypto_mining(finding: &Finding) -> Vec<Draft> {
 /// Shells connecting out, in the finding's namespace only: cluster-wide it
 /// would stop every shell of every container (the host refuses that).
 fn reverse_shell(finding: &Finding) -> Vec<Draft> {
-    let shells = list(SHELLS);
     let mut drafts = Vec::new();
     if finding.namespace.is_some() {
         drafts.push(Draft {
             template: "shell-egress",
-            indicators: SHELLS.iter().map(|s| format!("binary:*{s}")).collect(),
-            spec: tcp_connect(&format!(
-                r#"[{{"matchArgs":[{{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}}],"matchBinaries":[{{"operator":"Postfix","values":{shells}}}],"matchActions":{SIGKILL}}}]"#
-            )),
+            indicators: SHELLS.iter().map(|s| tagged("binary:*", s)).collect(),
+            spec: tcp_connect(|out| {
+                out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}],"matchBinaries":[{"operator":"Postfix","values":"#);
+                push_list(out, "", SHELLS);
+                out.push_str(r#"}],"matchActions":"#);
+                out.push_str(SIGKILL);
+                out.push_str("}]");
+            }),
         });
     }
     drafts.extend(peer_addresses(finding));
