@@ -566,14 +566,18 @@ fn sigterm_during_a_burst_applies_or_reports_every_accepted_finding() {
     let bodies: Vec<Value> = (0..90)
         .map(|i| finding(&format!("term-{i:03}"), categories[i % 3], ["payments", "web", "ci"][i % 3]))
         .collect();
+    // A first part is answered before the signal, so some findings are
+    // surely accepted and waiting in the coalescing window when it comes;
+    // the rest arrive while the server stops.
+    let mut answers = burst(&server, bodies[..15].to_vec());
     let pid = server.pid();
     let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(100));
         crate::server::terminate(pid);
     });
-    let mut answers = burst(&server, bodies[..45].to_vec());
+    answers.extend(burst(&server, bodies[15..55].to_vec()));
     stopper.join().unwrap();
-    answers.extend(burst(&server, bodies[45..].to_vec()));
+    answers.extend(burst(&server, bodies[55..].to_vec()));
     let accepted: BTreeSet<String> = answers
         .iter()
         .filter(|(code, _)| *code == 202)
