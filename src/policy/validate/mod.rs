@@ -294,6 +294,19 @@ mod tests {
     }
 
     #[test]
+    fn a_macro_named_by_many_selectors_does_not_multiply_the_problems_without_bound() {
+        let bad: Vec<Value> = (0..5).map(|_| json!({"index": 1, "operator": "Contains", "values": ["x"]})).collect();
+        let selectors: Vec<Value> = (0..2000).map(|_| json!({"macros": ["bad"]})).collect();
+        let spec = json!({"podSelector": {}, "selectorsMacros": {"bad": {"matchArgs": bad}},
+            "kprobes": [{"call": "sys_openat", "syscall": true, "args": [{"index": 1, "type": "string"}],
+                "selectors": selectors}]});
+        let problems = rules(spec);
+        let loader: Vec<&String> = problems.iter().filter(|r| r.starts_with("loader/")).collect();
+        assert!(loader.len() < 2 * 1010, "{} loader problems (two versions)", loader.len());
+        assert!(loader.iter().any(|r| *r == "loader/problems"), "the list says it stopped");
+    }
+
+    #[test]
     fn the_clusters_own_ranges_are_judged_when_known() {
         let sock = json!([{"index": 0, "type": "sock"}]);
         let spec = hook(

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 use super::super::problem::{Problem, problem};
 use crate::policy::spec::array;
 
-/// The selector fields a macro adds to a selector; any other field of a
-/// macro (`macros` aside) is ignored by Tetragon.
+/// The selector fields a macro adds to a selector. Of its other fields,
+/// main also copies `label` to a selector without one (no check reads it);
+/// the rest are ignored.
 const FIELDS: &[&str] = &[
     "matchPIDs",
     "matchArgs",
@@ -30,11 +31,45 @@ const FIELDS: &[&str] = &[
     "matchCapabilityChanges",
 ];
 
+/// Names listed at most in a message about an undefined macro.
+const NAMES_SHOWN: usize = 10;
+
 /// A selector as the loader compiles it.
 pub(super) struct Expanded<'a> {
     pub selector: Cow<'a, Value>,
-    /// The macros it took fields from, in order, for messages.
-    pub from: Vec<&'a str>,
+    /// Each field a macro supplied, with that macro's name.
+    supplied: Vec<(&'static str, &'a str)>,
+}
+
+impl Expanded<'_> {
+    /// Points the problems found in the expanded selector at `at` to where
+    /// their cause is written: a problem in a field a macro supplied moves
+    /// to that macro (`spec.selectorsMacros.NAME.matchArgs[0]`, its indices
+    /// unchanged: a field comes from one place), and a problem of the whole
+    /// selector says which macros added to it.
+    pub fn attribute(&self, at: &str, problems: &mut [Problem]) {
+        if self.supplied.is_empty() {
+            return;
+        }
+        for p in problems {
+            let rest = p.path.strip_prefix(at).and_then(|r| r.strip_prefix('.')).unwrap_or_default();
+            let supplier = self.supplied.iter().find(|(field, _)| {
+                rest.strip_prefix(field).is_some_and(|tail| tail.is_empty() || tail.starts_with(['[', '.']))
+            });
+            match supplier {
+                Some((_, name)) => {
+                    p.path = format!("spec.selectorsMacros.{name}.{rest}");
+                    p.message.push_str(&format!(" (macro {name:?}, named by {at})"));
+                }
+                None if rest.is_empty() => {
+                    let mut names: Vec<&str> = self.supplied.iter().map(|(_, name)| *name).collect();
+                    names.dedup();
+                    p.message.push_str(&format!(" (with the fields of macro {})", names.join(", ")));
+                }
+                None => {}
+            }
+        }
+    }
 }
 
 /// Expands the macros `selector` (at `at`) names from the spec's
@@ -47,13 +82,13 @@ pub(super) fn expand<'a>(
 ) -> Expanded<'a> {
     let names = array(selector, "macros");
     if names.is_empty() {
-        return Expanded { selector: Cow::Borrowed(selector), from: Vec::new() };
+        return Expanded { selector: Cow::Borrowed(selector), supplied: Vec::new() };
     }
     let mut merged = selector.clone();
-    let mut from = Vec::new();
-    for (i, name) in names.iter().enumerate() {
+    let mut supplied = Vec::new();
+    // A name that is not a string is the schema's finding, not ours.
+    for (i, name) in names.iter().enumerate().filter_map(|(i, n)| Some((i, n.as_str()?))) {
         let at = format!("{at}.macros[{i}]");
-        let name = name.as_str().unwrap_or_default();
         let Some(defined) = macros.filter(|m| !m.is_empty()) else {
             out.push(problem(
                 at,
@@ -63,7 +98,10 @@ pub(super) fn expand<'a>(
             continue;
         };
         let Some(body) = defined.get(name) else {
-            let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+            let mut known: Vec<&str> = defined.keys().map(String::as_str).take(NAMES_SHOWN).collect();
+            if defined.len() > NAMES_SHOWN {
+                known.push("…");
+            }
             out.push(problem(
                 at,
                 "loader/macro",
@@ -88,6 +126,7 @@ pub(super) fn expand<'a>(
             }
             if array(&merged, field).is_empty() {
                 merged[*field] = Value::Array(added.to_vec());
+                supplied.push((*field, name));
             } else {
                 out.push(problem(
                     &at,
@@ -98,9 +137,8 @@ pub(super) fn expand<'a>(
                 ));
             }
         }
-        from.push(name);
     }
-    Expanded { selector: Cow::Owned(merged), from }
+    Expanded { selector: Cow::Owned(merged), supplied }
 }
 
 #[cfg(test)]
@@ -113,19 +151,19 @@ mod tests {
         let mut out = Vec::new();
         let macros = macros.as_object().cloned();
         let expanded = expand(&selector, macros.as_ref(), "s", &mut out);
-        let from = expanded.from.iter().map(|n| n.to_string()).collect();
-        (expanded.selector.into_owned(), from, out)
+        let supplied = expanded.supplied.iter().map(|(field, name)| format!("{field}:{name}")).collect();
+        (expanded.selector.into_owned(), supplied, out)
     }
 
     #[test]
     fn a_macro_adds_its_fields_to_the_selector_that_names_it() {
-        let (merged, from, problems) = run(
+        let (merged, supplied, problems) = run(
             json!({"macros": ["pids", "bins"], "matchArgs": [{"index": 0, "operator": "Equal", "values": ["a"]}]}),
             json!({"pids": {"matchPIDs": [{"operator": "NotIn", "values": [1]}]},
                    "bins": {"matchBinaries": [{"operator": "In", "values": ["/bin/sh"]}], "matchArgs": []}}),
         );
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(from, ["pids", "bins"]);
+        assert_eq!(supplied, ["matchPIDs:pids", "matchBinaries:bins"]);
         assert_eq!(merged["matchPIDs"][0]["values"], json!([1]));
         assert_eq!(merged["matchBinaries"][0]["values"], json!(["/bin/sh"]));
         assert_eq!(merged["matchArgs"].as_array().unwrap().len(), 1, "an empty list in a macro adds nothing");
@@ -160,5 +198,35 @@ mod tests {
         let mut out = Vec::new();
         let expanded = expand(&selector, None, "s", &mut out);
         assert!(matches!(expanded.selector, Cow::Borrowed(_)) && out.is_empty());
+    }
+
+    #[test]
+    fn problems_point_at_the_macro_that_supplied_the_field() {
+        let selector = json!({"macros": ["port"], "matchBinaries": [{"operator": "In", "values": ["/bin/x"]}]});
+        let macros = json!({"port": {"matchArgs": [{"index": 1, "operator": "DPort", "values": ["443"]}]}});
+        let mut out = Vec::new();
+        let expanded = expand(&selector, macros.as_object(), "spec.kprobes[0].selectors[0]", &mut out);
+        let at = "spec.kprobes[0].selectors[0]";
+        let mut problems = vec![
+            problem(format!("{at}.matchArgs[0].operator"), "loader/operator-type", "bad"),
+            problem(format!("{at}.matchBinaries[0]"), "loader/binary-path-length", "own"),
+            problem(at, "loader/too-many-match-args", "whole"),
+        ];
+        expanded.attribute(at, &mut problems);
+        assert_eq!(problems[0].path, "spec.selectorsMacros.port.matchArgs[0].operator");
+        assert!(problems[0].message.ends_with(&format!("(macro \"port\", named by {at})")), "{}", problems[0]);
+        assert_eq!(
+            (problems[1].path.as_str(), problems[1].message.as_str()),
+            (&*format!("{at}.matchBinaries[0]"), "own")
+        );
+        assert_eq!(problems[2].message, "whole (with the fields of macro port)");
+    }
+
+    #[test]
+    fn an_undefined_macro_lists_a_few_names_and_a_name_that_is_no_string_is_left_to_the_schema() {
+        let many: serde_json::Map<String, Value> = (0..50).map(|i| (format!("m{i:02}"), json!({}))).collect();
+        let (_, _, problems) = run(json!({"macros": ["nope", 7]}), Value::Object(many));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.ends_with("m09, …"), "{}", problems[0]);
     }
 }

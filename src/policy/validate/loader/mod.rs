@@ -25,6 +25,10 @@ const MAX_ACTIONS: usize = 3;
 const MAX_INT_VALUES: usize = 4;
 const MAX_SUBSTRING_LEN: usize = 99;
 const MAX_SUBSTRINGS_PER_HOOK: usize = 100;
+/// Problems listed before checking stops: a macro is checked again in every
+/// selector that names it, so without a bound a small hostile spec could
+/// make an unbounded list.
+const MAX_PROBLEMS: usize = 1000;
 
 /// Adds the loader problems of `object` to `out`.
 pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
@@ -60,6 +64,14 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         }
         let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists, macros };
         ctx.check(out);
+        if out.len() >= MAX_PROBLEMS {
+            out.push(problem(
+                "spec",
+                "loader/problems",
+                format!("more than {MAX_PROBLEMS} problems; the rest are not listed"),
+            ));
+            break;
+        }
     }
 }
 
@@ -188,9 +200,9 @@ impl Hook<'_> {
             let expanded = macros::expand(selector, self.macros, &at, out);
             let before = out.len();
             substrings += self.check_selector(&expanded.selector, &at, args, out);
-            if !expanded.from.is_empty() {
-                let with = format!(" (the selector with macro {})", expanded.from.join(", "));
-                out[before..].iter_mut().for_each(|p| p.message.push_str(&with));
+            expanded.attribute(&at, &mut out[before..]);
+            if out.len() >= MAX_PROBLEMS {
+                break;
             }
         }
         if substrings > MAX_SUBSTRINGS_PER_HOOK {
@@ -256,7 +268,11 @@ impl Hook<'_> {
         let syscall = self.hook.get("syscall").and_then(Value::as_bool).unwrap_or(true);
         let allowed = match self.list {
             "lsmhooks" | "uprobes" => true,
-            "kprobes" if syscall => true,
+            "kprobes" | "fentries" if syscall => true,
+            // fentries never use kprobe_multi; an Override can only come
+            // from a macro there, as the fentry rule refuses one written on
+            // the selector.
+            "fentries" => call.starts_with("security_"),
             "kprobes" if call.starts_with("security_") => {
                 if !self.kprobe_multi_off {
                     out.push(problem(
