@@ -29,8 +29,13 @@ pub fn enforces(selector: &Value) -> bool {
 }
 
 /// The spec's selector macros (`selectorsMacros`), by name.
+pub fn macro_map(spec: &Value) -> Option<&serde_json::Map<String, Value>> {
+    spec.get("selectorsMacros").and_then(Value::as_object)
+}
+
+/// The spec's selector macros, by name, in the order of [`macro_map`].
 pub fn macros(spec: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    spec.get("selectorsMacros").and_then(Value::as_object).into_iter().flatten()
+    macro_map(spec).into_iter().flatten()
 }
 
 /// Where a selector sits in a spec.

@@ -16,7 +16,7 @@ use operators::{
 
 use super::problem::{Problem, problem};
 use crate::policy::Kind;
-use crate::policy::spec::{ENFORCING_ACTIONS, HOOKS, array, hooks, text};
+use crate::policy::spec::{ENFORCING_ACTIONS, HOOKS, array, hooks, macro_map, text};
 
 const MAX_SELECTORS: usize = 5;
 const MAX_ARGS: usize = 5;
@@ -55,16 +55,17 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         ));
     }
     let lists = array(spec, "lists");
-    let macros = spec.get("selectorsMacros").and_then(Value::as_object);
+    let macros = macro_map(spec);
+    let limit = out.len() + MAX_PROBLEMS;
     let mut calls = BTreeSet::new();
     for (list, h, hook) in hooks(spec) {
         let at = format!("spec.{list}[{h}]");
         if list == "kprobes" {
             check_kprobe(hook, &at, &mut calls, out);
         }
-        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists, macros };
+        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists, macros, limit };
         ctx.check(out);
-        if out.len() >= MAX_PROBLEMS {
+        if out.len() >= limit {
             out.push(problem(
                 "spec",
                 "loader/problems",
@@ -163,6 +164,8 @@ struct Hook<'a> {
     has_enforcer: bool,
     lists: &'a [Value],
     macros: Option<&'a Map<String, Value>>,
+    /// The length of the problem list at which checking stops.
+    limit: usize,
 }
 
 impl Hook<'_> {
@@ -183,25 +186,15 @@ impl Hook<'_> {
                 format!("{} selectors, at most {MAX_SELECTORS} per hook", selectors.len()),
             ));
         }
-        if self.list == "fentries" {
-            check_fentry_actions(selectors, self.at, out);
-        }
         let mut substrings = 0;
         for (s, selector) in selectors.iter().enumerate() {
             let at = format!("{}.selectors[{s}]", self.at);
-            // Tetragon looks for NotifyEnforcer before it expands macros
-            // (`preValidateKprobes`), so only in the selector's own actions.
-            for (a, action) in array(selector, "matchActions").iter().enumerate() {
-                if text(action, "action") == "NotifyEnforcer" && !self.has_enforcer {
-                    let at = format!("{at}.matchActions[{a}]");
-                    out.push(problem(at, "loader/enforcer", "NotifyEnforcer needs an `enforcers` section"));
-                }
-            }
+            self.check_own_actions(selector, &at, out);
             let expanded = macros::expand(selector, self.macros, &at, out);
             let before = out.len();
             substrings += self.check_selector(&expanded.selector, &at, args, out);
             expanded.attribute(&at, &mut out[before..]);
-            if out.len() >= MAX_PROBLEMS {
+            if out.len() >= self.limit {
                 break;
             }
         }
@@ -262,6 +255,32 @@ impl Hook<'_> {
         substrings
     }
 
+    /// The rules Tetragon applies to a selector's actions before it adds
+    /// macros, so to its own `matchActions` only: NotifyEnforcer needs an
+    /// enforcer (`preValidateKprobes`), and fentries do not enforce yet
+    /// (`createGenericFentrySensor` in `pkg/sensors/tracing/genericfentry.go`).
+    fn check_own_actions(&self, selector: &Value, at: &str, out: &mut Vec<Problem>) {
+        for (a, action) in array(selector, "matchActions").iter().enumerate() {
+            let name = text(action, "action");
+            if name == "NotifyEnforcer" && !self.has_enforcer {
+                out.push(problem(
+                    format!("{at}.matchActions[{a}]"),
+                    "loader/enforcer",
+                    "NotifyEnforcer needs an `enforcers` section",
+                ));
+            }
+            if self.list == "fentries" && ENFORCING_ACTIONS.iter().any(|e| e.eq_ignore_ascii_case(name)) {
+                out.push(problem(
+                    format!("{at}.matchActions[{a}]"),
+                    "loader/fentry-enforce",
+                    format!(
+                        "{name} on an fentry hook: Tetragon does not support enforcement on fentries yet; hook a kprobe"
+                    ),
+                ));
+            }
+        }
+    }
+
     /// Override works on syscalls, `security_*` functions, LSM hooks and uprobes.
     fn check_override(&self, at: &str, out: &mut Vec<Problem>) {
         let call = text(self.hook, "call");
@@ -296,26 +315,6 @@ impl Hook<'_> {
                     if call.is_empty() { self.list } else { call }
                 ),
             ));
-        }
-    }
-}
-
-/// Tetragon does not enforce on fentry hooks yet
-/// (`createGenericFentrySensor` in `pkg/sensors/tracing/genericfentry.go`,
-/// looks at each selector's own `matchActions`).
-fn check_fentry_actions(selectors: &[Value], at: &str, out: &mut Vec<Problem>) {
-    for (s, selector) in selectors.iter().enumerate() {
-        for (a, action) in array(selector, "matchActions").iter().enumerate() {
-            let name = text(action, "action");
-            if ENFORCING_ACTIONS.iter().any(|e| e.eq_ignore_ascii_case(name)) {
-                out.push(problem(
-                    format!("{at}.selectors[{s}].matchActions[{a}]"),
-                    "loader/fentry-enforce",
-                    format!(
-                        "{name} on an fentry hook: Tetragon does not support enforcement on fentries yet; hook a kprobe"
-                    ),
-                ));
-            }
         }
     }
 }
