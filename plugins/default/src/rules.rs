@@ -92,6 +92,14 @@ fn tcp_connect(selectors: impl FnOnce(&mut String)) -> String {
     spec
 }
 
+/// Ends the last filter of a selector list (its array of filters is open)
+/// with the enforcing action, and closes the selector and the list.
+fn end_selectors(out: &mut String) {
+    out.push_str(r#"}],"matchActions":"#);
+    out.push_str(SIGKILL);
+    out.push_str("}]");
+}
+
 /// The finding's remote address, if it parses.
 fn destination(finding: &Finding) -> Option<std::net::IpAddr> {
     finding.destination_ip.as_deref()?.parse().ok()
@@ -109,9 +117,7 @@ fn peer_addresses(finding: &Finding) -> Option<Draft> {
         spec: tcp_connect(|out| {
             out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"DAddr","values":"#);
             push_list(out, "", [&cidr]);
-            out.push_str(r#"}],"matchActions":"#);
-            out.push_str(SIGKILL);
-            out.push_str("}]");
+            end_selectors(out);
         }),
     })
 }
@@ -137,9 +143,7 @@ fn cloud_credentials(finding: &Finding) -> Vec<Draft> {
             push_list(out, "", &cidrs);
             out.push_str(r#"}],"matchBinaries":[{"operator":"In","values":"#);
             push_list(out, "", &binaries);
-            out.push_str(r#"}],"matchActions":"#);
-            out.push_str(SIGKILL);
-            out.push_str("}]");
+            end_selectors(out);
         }),
     }]
 }
@@ -155,9 +159,8 @@ fn network_scanning(finding: &Finding) -> Vec<Draft> {
     let mut spec = String::with_capacity(512);
     spec.push_str(r#"{"kprobes":[{"call":"security_bprm_check","syscall":false,"args":[{"index":0,"type":"linux_binprm"}],"selectors":[{"matchArgs":[{"index":0,"operator":"Postfix","values":"#);
     push_list(&mut spec, "/", &names);
-    spec.push_str(r#"}],"matchActions":"#);
-    spec.push_str(SIGKILL);
-    spec.push_str("}]}]}");
+    end_selectors(&mut spec);
+    spec.push_str("}]}");
     let scanner_exec =
         Draft { template: "scanner-exec", indicators: names.iter().map(|n| tagged("binary:*/", n)).collect(), spec };
     let raw_socket = Draft {
@@ -219,9 +222,7 @@ fn crypto_mining(finding: &Finding) -> Vec<Draft> {
         spec: tcp_connect(|out| {
             out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"DPort","values":"#);
             push_port_list(out, &ports);
-            out.push_str(r#"}],"matchActions":"#);
-            out.push_str(SIGKILL);
-            out.push_str("}]");
+            end_selectors(out);
         }),
     }];
     drafts.extend(peer_addresses(finding));
@@ -239,9 +240,7 @@ fn reverse_shell(finding: &Finding) -> Vec<Draft> {
             spec: tcp_connect(|out| {
                 out.push_str(r#"[{"matchArgs":[{"index":0,"operator":"NotDAddr","values":["127.0.0.0/8","::1/128"]}],"matchBinaries":[{"operator":"Postfix","values":"#);
                 push_list(out, "", SHELLS);
-                out.push_str(r#"}],"matchActions":"#);
-                out.push_str(SIGKILL);
-                out.push_str("}]");
+                end_selectors(out);
             }),
         });
     }
