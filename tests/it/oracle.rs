@@ -357,4 +357,18 @@ fn a_verdict_that_depends_on_the_kernel_is_said_to() {
     let kernel: Vec<_> = problems.iter().filter(|p| p.weight() == Weight::KernelDependent).collect();
     assert_eq!(kernel.len(), 1, "{problems:?}");
     assert!(kernel[0].message.contains("on kernels with kprobe_multi"), "{}", kernel[0]);
+    assert!(kernel[0].message.contains("and on arm64"), "an Override on the selector turns kprobe_multi off on arm64");
+}
+
+#[test]
+fn an_override_only_a_macro_gives_is_not_said_to_load_on_arm64() {
+    let policy = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicy", "metadata": {"name": "k"},
+        "spec": {"selectorsMacros": {"deny": {"matchActions": [{"action": "Override", "argError": -1}]}},
+            "kprobes": [{"call": "security_file_open", "syscall": false, "args": [{"index": 0, "type": "file"}],
+            "selectors": [{"macros": ["deny"]}]}]}});
+    let problems = validate::validate(&policy, TetragonVersion::ALL);
+    let kernel: Vec<_> = problems.iter().filter(|p| p.weight() == Weight::KernelDependent).collect();
+    assert_eq!(kernel.len(), 1, "{problems:?}");
+    assert!(kernel[0].message.contains("on arm64 too"), "{}", kernel[0]);
+    assert!(!kernel[0].message.contains("and on arm64"), "{}", kernel[0]);
 }

@@ -54,6 +54,17 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
             ),
         ));
     }
+    // On arm64 Tetragon turns kprobe_multi off for a policy with an enforcer
+    // or an Override written on a kprobe's selectors, before it adds macros
+    // (`createGenericKprobeSensor`): an Override only a macro gives does not.
+    let arm_single_kprobes = enforcers > 0
+        || array(spec, "kprobes").iter().any(|kprobe| {
+            array(kprobe, "selectors").iter().any(|selector| {
+                array(selector, "matchActions")
+                    .iter()
+                    .any(|action| text(action, "action").eq_ignore_ascii_case("Override"))
+            })
+        });
     let lists = array(spec, "lists");
     let macros = macro_map(spec);
     let limit = out.len() + MAX_PROBLEMS;
@@ -63,7 +74,17 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
         if list == "kprobes" {
             check_kprobe(hook, &at, &mut calls, out);
         }
-        let ctx = Hook { list, hook, at: &at, kprobe_multi_off, has_enforcer: enforcers > 0, lists, macros, limit };
+        let ctx = Hook {
+            list,
+            hook,
+            at: &at,
+            kprobe_multi_off,
+            arm_single_kprobes,
+            has_enforcer: enforcers > 0,
+            lists,
+            macros,
+            limit,
+        };
         ctx.check(out);
         if out.len() >= limit {
             out.push(problem(
@@ -161,6 +182,8 @@ struct Hook<'a> {
     hook: &'a Value,
     at: &'a str,
     kprobe_multi_off: bool,
+    /// Whether Tetragon on arm64 loads the policy's kprobes without kprobe_multi.
+    arm_single_kprobes: bool,
     has_enforcer: bool,
     lists: &'a [Value],
     macros: Option<&'a Map<String, Value>>,
@@ -294,11 +317,16 @@ impl Hook<'_> {
             "fentries" => call.starts_with("security_"),
             "kprobes" if call.starts_with("security_") => {
                 if !self.kprobe_multi_off {
+                    let without = if self.arm_single_kprobes {
+                        "on a kernel that lacks kprobe_multi, and on arm64"
+                    } else {
+                        "only on a kernel that lacks kprobe_multi (on arm64 too, as the Override comes from a macro and the policy has no enforcer)"
+                    };
                     out.push(problem(
                         at,
                         "loader/kprobe-multi-override",
                         format!(
-                            "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret) on kernels with kprobe_multi (most since 5.18); Tetragon accepts it without on a kernel that lacks kprobe_multi, and on arm64"
+                            "Override on {call:?} needs the option disable-kprobe-multi: \"1\" (fmod_ret) on kernels with kprobe_multi (most since 5.18); Tetragon accepts it without {without}"
                         ),
                     ));
                 }
