@@ -7,8 +7,10 @@
 //! depends on the order drafts arrive in, so the same findings always give
 //! the same names and bytes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+
+use foldhash::quality::RandomState;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -110,9 +112,10 @@ struct Merged {
 impl Merged {
     fn matches(&self, draft: &Draft) -> bool {
         let (a, b) = (&self.policy, &draft.policy);
-        self.category == draft.category
+        // The scope first: one spec is often shared by the namespaces of a key.
+        a.scope == b.scope
+            && self.category == draft.category
             && a.template == b.template
-            && a.scope == b.scope
             && a.technique == b.technique
             && self.mapper == draft.mapper
     }
@@ -188,7 +191,8 @@ struct Group {
     spec: Value,
     /// Sorted and deduplicated when the group is finished.
     finding_ids: Vec<String>,
-    indicators: BTreeSet<String>,
+    /// Sorted when the group is finished.
+    indicators: HashSet<String, RandomState>,
     decisions: BTreeMap<std::net::IpAddr, Decision>,
     domains: BTreeSet<String>,
 }
@@ -204,7 +208,7 @@ impl Group {
             mapper: Arc::clone(&draft.mapper),
             spec,
             finding_ids: Vec::new(),
-            indicators: BTreeSet::new(),
+            indicators: HashSet::default(),
             decisions: BTreeMap::new(),
             domains: BTreeSet::new(),
         }
@@ -276,7 +280,7 @@ impl Group {
                     finding_ids.iter().take(MAX_LISTED_IDS).cloned().collect::<Vec<_>>().join(","),
                 ),
                 (labels::FINDING_COUNT.to_string(), finding_ids.len().to_string()),
-                (labels::INDICATORS.to_string(), self.indicators.into_iter().collect::<Vec<_>>().join(",")),
+                (labels::INDICATORS.to_string(), sorted(self.indicators).join(",")),
                 (labels::MAPPER.to_string(), self.mapper.to_string()),
                 (
                     labels::ENFORCE_ACTIONS.to_string(),
@@ -293,6 +297,12 @@ impl Group {
         let category = self.spellings.into_iter().next().unwrap_or_default();
         Assembled { object, enforced, finding_ids, category, warning }
     }
+}
+
+fn sorted(set: HashSet<String, RandomState>) -> Vec<String> {
+    let mut items: Vec<String> = set.into_iter().collect();
+    items.sort_unstable();
+    items
 }
 
 /// Enforcing in a system namespace is for the operator to allow

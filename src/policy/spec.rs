@@ -183,8 +183,17 @@ pub fn insert_values(into: &mut Value, from: &Value) {
 fn zip_values(into: &mut Value, from: &Value, f: &mut impl FnMut(&mut Vec<Value>, &[Value])) {
     match (into, from) {
         (Value::Object(into), Value::Object(from)) => {
+            // Both maps iterate in key order and most often hold the same
+            // keys: the next entry of `from` is the one, else it is looked up.
+            let mut others = from.iter();
             for (key, child) in into.iter_mut() {
-                let Some(other) = from.get(key) else { continue };
+                let other = match others.next() {
+                    Some((other_key, other)) if other_key == key => other,
+                    _ => match from.get(key) {
+                        Some(other) => other,
+                        None => continue,
+                    },
+                };
                 match (key.as_str(), child) {
                     ("values", Value::Array(values)) => {
                         f(values, other.as_array().map(Vec::as_slice).unwrap_or_default())

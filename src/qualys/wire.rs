@@ -44,20 +44,22 @@ fn fields_of(value: &Value) -> Result<Finding, Malformed> {
     let Value::Object(record) = value else {
         return Err(malformed(format!("expected a JSON object, got {}", kind(value))));
     };
-    let fields = Fields(record);
-    let id = fields.text(&["uuid", "id", "findingId"])?.ok_or_else(|| malformed("missing `uuid`"))?;
+    let fields = Fields::of(record);
+    let id = fields.text(&[Field::Uuid, Field::Id, Field::FindingId])?.ok_or_else(|| malformed("missing `uuid`"))?;
     let category =
-        fields.text(&["threatCategory", "category"])?.ok_or_else(|| malformed("missing `threatCategory`"))?;
-    let destination_ip = match fields.text(&["destinationIp", "destinationIP", "dstIp"])? {
+        fields.text(&[Field::ThreatCategory, Field::Category])?.ok_or_else(|| malformed("missing `threatCategory`"))?;
+    let destination_ip = match fields.text(&[Field::DestinationIp, Field::DestinationIpUpper, Field::DstIp])? {
         Some(ip) => {
             Some(ip.parse::<IpAddr>().map_err(|_| malformed(format!("`destinationIp` {ip:?} is not an IP address")))?)
         }
         // `triggeredResource`/`affectedResource` often hold the suspicious
         // address, but just as often a host name: use them only as an address.
-        None => fields.text(&["triggeredResource", "affectedResource"])?.and_then(|resource| resource.parse().ok()),
+        None => fields
+            .text(&[Field::TriggeredResource, Field::AffectedResource])?
+            .and_then(|resource| resource.parse().ok()),
     };
-    let binary = fields.text(&["processPath", "processName", "process"])?;
-    let arguments = match fields.text(&["processArgs", "commandLine", "cmdLine"])? {
+    let binary = fields.text(&[Field::ProcessPath, Field::ProcessName, Field::Process])?;
+    let arguments = match fields.text(&[Field::ProcessArgs, Field::CommandLine, Field::CmdLine])? {
         Some(line) => line.split_whitespace().map(str::to_string).collect(),
         None => Vec::new(),
     };
@@ -66,11 +68,15 @@ fn fields_of(value: &Value) -> Result<Finding, Malformed> {
         category,
         severity: fields.severity()?,
         detected_at: fields.timestamp()?,
-        cluster: fields.text(&["clusterName", "cluster"])?,
-        namespace: fields.name(&["namespace", "podNamespace"], crate::names::is_dns_label, "a namespace name")?,
-        pod: fields.name(&["pod", "podName"], crate::names::is_dns_subdomain, "a pod name")?,
-        container: fields.text(&["containerName", "container"])?,
-        image: fields.text(&["imageName", "image"])?,
+        cluster: fields.text(&[Field::ClusterName, Field::Cluster])?,
+        namespace: fields.name(
+            &[Field::Namespace, Field::PodNamespace],
+            crate::names::is_dns_label,
+            "a namespace name",
+        )?,
+        pod: fields.name(&[Field::Pod, Field::PodName], crate::names::is_dns_subdomain, "a pod name")?,
+        container: fields.text(&[Field::ContainerName, Field::Container])?,
+        image: fields.text(&[Field::ImageName, Field::Image])?,
         process: binary.map(|binary| Process { binary, arguments }),
         destination_ip,
         destination_port: fields.port()?,
@@ -96,17 +102,99 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-struct Fields<'a>(&'a Map<String, Value>);
+/// Declares [`Field`], the record keys we read, each with its name on the wire.
+macro_rules! wire_fields {
+    ($($field:ident = $name:literal,)*) => {
+        /// A record key we read (several spell one finding field).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Field {
+            $($field,)*
+        }
 
-impl Fields<'_> {
-    /// The first of `names` that is present and not null.
-    fn get(&self, names: &[&'static str]) -> Option<(&'static str, &Value)> {
-        names.iter().find_map(|name| self.0.get(*name).filter(|v| !v.is_null()).map(|v| (*name, v)))
+        /// How many keys we read.
+        const FIELDS: usize = [$(Field::$field),*].len();
+
+        impl Field {
+            /// The field a record's key names, if we read it.
+            fn of(key: &str) -> Option<Field> {
+                match key {
+                    $($name => Some(Field::$field),)*
+                    _ => None,
+                }
+            }
+
+            /// The key as records spell it.
+            fn name(self) -> &'static str {
+                match self {
+                    $(Field::$field => $name,)*
+                }
+            }
+        }
+    };
+}
+
+wire_fields! {
+    Uuid = "uuid",
+    Id = "id",
+    FindingId = "findingId",
+    ThreatCategory = "threatCategory",
+    Category = "category",
+    DestinationIp = "destinationIp",
+    DestinationIpUpper = "destinationIP",
+    DstIp = "dstIp",
+    TriggeredResource = "triggeredResource",
+    AffectedResource = "affectedResource",
+    ProcessPath = "processPath",
+    ProcessName = "processName",
+    Process = "process",
+    ProcessArgs = "processArgs",
+    CommandLine = "commandLine",
+    CmdLine = "cmdLine",
+    ClusterName = "clusterName",
+    Cluster = "cluster",
+    Namespace = "namespace",
+    PodNamespace = "podNamespace",
+    Pod = "pod",
+    PodName = "podName",
+    ContainerName = "containerName",
+    Container = "container",
+    ImageName = "imageName",
+    Image = "image",
+    Severity = "severity",
+    Timestamp = "timestamp",
+    DetectedAt = "detectedAt",
+    EventTime = "eventTime",
+    DestinationPort = "destinationPort",
+    DstPort = "dstPort",
+    MitreRulesInfo = "mitreRulesInfo",
+    MitreTechniques = "mitreTechniques",
+    PodLabels = "podLabels",
+    Labels = "labels",
+}
+
+/// The values of a record's keys we read, found in one pass over the record
+/// (null ones included: a message names a key that is present).
+struct Fields<'a>([Option<&'a Value>; FIELDS]);
+
+impl<'a> Fields<'a> {
+    fn of(record: &'a Map<String, Value>) -> Fields<'a> {
+        let mut slots = [None; FIELDS];
+        for (key, value) in record {
+            if let Some(field) = Field::of(key) {
+                slots[field as usize] = Some(value);
+            }
+        }
+        Fields(slots)
+    }
+
+    /// The first of `fields` that is present and not null, with its key.
+    fn get(&self, fields: &[Field]) -> Option<(&'static str, &'a Value)> {
+        fields.iter().find_map(|&field| self.0[field as usize].filter(|v| !v.is_null()).map(|v| (field.name(), v)))
     }
 
     /// A non-empty string (numbers are accepted and written out).
-    fn text(&self, names: &[&'static str]) -> Result<Option<String>, Malformed> {
-        match self.get(names) {
+    fn text(&self, fields: &[Field]) -> Result<Option<String>, Malformed> {
+        match self.get(fields) {
             None => Ok(None),
             Some((_, Value::String(s))) if s.trim().is_empty() => Ok(None),
             Some((_, Value::String(s))) => Ok(Some(s.trim().to_string())),
@@ -116,18 +204,18 @@ impl Fields<'_> {
     }
 
     /// A Kubernetes name: text that `valid` accepts.
-    fn name(&self, names: &[&'static str], valid: fn(&str) -> bool, what: &str) -> Result<Option<String>, Malformed> {
-        match self.text(names)? {
+    fn name(&self, fields: &[Field], valid: fn(&str) -> bool, what: &str) -> Result<Option<String>, Malformed> {
+        match self.text(fields)? {
             Some(name) if !valid(&name) => {
-                let field = names.iter().find(|n| self.0.contains_key(**n)).copied().unwrap_or(names[0]);
-                Err(malformed(format!("`{field}` {:?} is not {what}", clip(&name))))
+                let field = fields.iter().copied().find(|f| self.0[*f as usize].is_some()).unwrap_or(fields[0]);
+                Err(malformed(format!("`{}` {:?} is not {what}", field.name(), clip(&name))))
             }
             other => Ok(other),
         }
     }
 
     fn severity(&self) -> Result<Severity, Malformed> {
-        let level = match self.get(&["severity"]) {
+        let level = match self.get(&[Field::Severity]) {
             None => return Ok(Severity::Unknown),
             Some((_, Value::Number(n))) => n.as_i64(),
             Some((_, Value::String(s))) => match s.trim().to_ascii_uppercase().as_str() {
@@ -150,7 +238,7 @@ impl Fields<'_> {
 
     /// `timestamp`: an RFC 3339 string, or Unix epoch milliseconds.
     fn timestamp(&self) -> Result<Option<DateTime<Utc>>, Malformed> {
-        match self.get(&["timestamp", "detectedAt", "eventTime"]) {
+        match self.get(&[Field::Timestamp, Field::DetectedAt, Field::EventTime]) {
             None => Ok(None),
             Some((name, Value::String(s))) => DateTime::parse_from_rfc3339(s.trim())
                 .map(|t| Some(t.with_timezone(&Utc)))
@@ -165,7 +253,7 @@ impl Fields<'_> {
     }
 
     fn port(&self) -> Result<Option<u16>, Malformed> {
-        let raw = match self.get(&["destinationPort", "dstPort"]) {
+        let raw = match self.get(&[Field::DestinationPort, Field::DstPort]) {
             None => return Ok(None),
             Some((_, Value::Number(n))) => n.to_string(),
             Some((_, Value::String(s))) if s.trim().is_empty() => return Ok(None),
@@ -182,7 +270,7 @@ impl Fields<'_> {
 
     /// `mitreRulesInfo` keyed by technique id, or a list of `{technique}` or ids.
     fn techniques(&self) -> Result<Vec<String>, Malformed> {
-        let mut ids: Vec<String> = match self.get(&["mitreRulesInfo", "mitreTechniques"]) {
+        let mut ids: Vec<String> = match self.get(&[Field::MitreRulesInfo, Field::MitreTechniques]) {
             None => Vec::new(),
             Some((_, Value::Object(map))) => map.keys().cloned().collect(),
             Some((_, Value::Array(items))) => items
@@ -207,7 +295,7 @@ impl Fields<'_> {
     }
 
     fn labels(&self) -> Result<BTreeMap<String, String>, Malformed> {
-        match self.get(&["podLabels", "labels"]) {
+        match self.get(&[Field::PodLabels, Field::Labels]) {
             None => Ok(BTreeMap::new()),
             Some((_, Value::Object(map))) => Ok(map
                 .iter()
@@ -270,6 +358,19 @@ mod tests {
         }
         assert_eq!(to_finding(&json!({"uuid": "x"})).unwrap_err().0, "missing `threatCategory`");
         assert_eq!(to_finding(&json!(3)).unwrap_err().0, "expected a JSON object, got a number");
+    }
+
+    #[test]
+    fn the_first_key_present_and_not_null_wins_and_messages_name_the_key_given() {
+        let record = json!({"id": "second", "uuid": "first", "threatCategory": "X"});
+        assert_eq!(to_finding(&record).unwrap().id, "first");
+        let record = json!({"uuid": null, "findingId": "third", "category": "X", "dstPort": 22});
+        let finding = to_finding(&record).unwrap();
+        assert_eq!((finding.id.as_str(), finding.destination_port), ("third", Some(22)));
+        let error = to_finding(&json!({"uuid": "a", "threatCategory": "X", "podName": "Web 1"})).unwrap_err().0;
+        assert!(error.starts_with("`podName` "), "{error}");
+        let error = to_finding(&json!({"uuid": "a", "threatCategory": "X", "pod": null, "podName": "Web 1"}));
+        assert!(error.unwrap_err().0.starts_with("`pod` "), "the first key present is named, as before");
     }
 
     #[test]
