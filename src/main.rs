@@ -8,6 +8,13 @@ use clap::Parser;
 use qualys_respond::cli::{Cli, Exit, LogFormat, default_to_sync};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the C library's allocator: a run allocates and frees
+/// small strings and JSON values for every finding, and with glibc's
+/// `malloc`/`free` that was a fifth of `pipeline::run`'s instructions (musl's,
+/// in the container image, is slower still). BENCHMARKS.md has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(default_to_sync(std::env::args_os().collect()));
     let level = match cli.verbose {
