@@ -11,7 +11,7 @@ RUN case "$TARGETARCH" in \
         arm64) echo aarch64-unknown-linux-musl > /target ;; \
         *) echo "unsupported architecture $TARGETARCH" >&2; exit 1 ;; \
     esac \
- && apt-get update -qq && apt-get install -y -qq --no-install-recommends musl-tools gcc-aarch64-linux-gnu \
+ && apt-get update -qq && apt-get install -y -qq --no-install-recommends musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
  && rustup target add wasm32-wasip2 "$(cat /target)"
 WORKDIR /src
 COPY . .

@@ -10,8 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the C library's allocator: a run allocates and frees
 /// small strings and JSON values for every finding, and with glibc's
-/// `malloc`/`free` that was a fifth of `pipeline::run`'s instructions (musl's,
-/// in the container image, is slower still). BENCHMARKS.md has the figures.
+/// `malloc`/`free` that was a fifth of `pipeline::run`'s instructions
+/// (BENCHMARKS.md has the figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
