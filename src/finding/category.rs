@@ -13,16 +13,18 @@ pub fn category_key(name: &str) -> String {
 
 /// True when `key` (a [`category_key`]) is the key of `name`, without
 /// allocating: this runs for every finding. It folds `name` as
-/// [`category_key`] does (the two are tested together), a character at a
-/// time; folding keeps a name's length in bytes, so most other names are
-/// told apart by their length alone.
+/// [`category_key`] does (the two are tested together), a byte at a time:
+/// only ASCII bytes fold, and no byte of a multi-byte UTF-8 character is
+/// ASCII, so comparing bytes is comparing characters. Folding keeps a
+/// name's length in bytes, so most other names are told apart by their
+/// length alone.
 pub fn is_key_of(key: &str, name: &str) -> bool {
-    let fold = |c: char| match c {
-        '-' | ' ' => '_',
-        c => c.to_ascii_lowercase(),
+    let fold = |b: u8| match b {
+        b'-' | b' ' => b'_',
+        b => b.to_ascii_lowercase(),
     };
     let name = name.trim();
-    key.len() == name.len() && key.chars().eq(name.chars().map(fold))
+    key.len() == name.len() && key.bytes().zip(name.bytes()).all(|(k, n)| k == fold(n))
 }
 
 #[cfg(test)]
