@@ -48,3 +48,4 @@ pub mod signature;
 pub mod status;
 pub mod sync;
 pub mod watch;
+pub mod yaml;

@@ -7,21 +7,23 @@ use serde_json::{Value, json};
 
 use crate::atomic::{self, Access};
 use crate::policy::PolicyObject;
+use crate::yaml;
 
 /// A YAML multi-document stream, one document per object.
-pub fn yaml_stream(objects: &[&PolicyObject]) -> Result<String, serde_yaml::Error> {
+pub fn yaml_stream(objects: &[&PolicyObject]) -> String {
     let values: Vec<Value> = objects.iter().map(|o| o.to_value()).collect();
     yaml_values(&values)
 }
 
-/// Any objects as a YAML stream, each document after `---`.
-pub fn yaml_values<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<String, serde_yaml::Error> {
+/// Any objects as a YAML stream, each document after `---`, in the YAML
+/// that `kubectl` reads back as written ([`yaml`]).
+pub fn yaml_values<'a>(objects: impl IntoIterator<Item = &'a Value>) -> String {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(object)?);
+        out.push_str(&yaml::to_string(object));
     }
-    Ok(out)
+    out
 }
 
 /// A Kubernetes `List` as pretty JSON.
@@ -57,8 +59,7 @@ pub fn write_values(dir: &Path, objects: &[Value]) -> io::Result<Vec<PathBuf>> {
         };
         std::fs::create_dir_all(&folder)?;
         let path = folder.join(format!("{name}.yaml"));
-        let yaml = serde_yaml::to_string(object).map_err(io::Error::other)?;
-        atomic::write(&path, yaml.as_bytes(), Access::Shared)?;
+        atomic::write(&path, yaml::to_string(object).as_bytes(), Access::Shared)?;
         written.push(path);
     }
     Ok(written)

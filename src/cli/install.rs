@@ -116,12 +116,8 @@ impl InstallArgs {
 /// Prints the manifests.
 pub fn install(args: InstallArgs) -> anyhow::Result<Exit> {
     let objects = args.install()?.objects();
-    print_stdout(&yaml_stream(&objects)?).context("cannot write to stdout")?;
+    print_stdout(&output::yaml_values(&objects)).context("cannot write to stdout")?;
     Ok(Exit::Ok)
-}
-
-fn yaml_stream(objects: &[Value]) -> anyhow::Result<String> {
-    output::yaml_values(objects).context("cannot render YAML")
 }
 
 /// Print what `install` made, for `kubectl delete -f -`; with --policies,
@@ -189,7 +185,7 @@ pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Exit> {
         .collect();
     objects.reverse();
     if !args.policies {
-        print_stdout(&yaml_stream(&objects)?).context("cannot write to stdout")?;
+        print_stdout(&output::yaml_values(&objects)).context("cannot write to stdout")?;
         return Ok(Exit::Ok);
     }
     let runtime = cluster::runtime()?;

@@ -182,7 +182,7 @@ fn run_oracle(binary: &str, objects: &[Judged]) -> (Value, Vec<Verdict>) {
     let mut stream = String::new();
     for judged in objects {
         stream.push_str("---\n");
-        stream.push_str(&serde_yaml::to_string(&judged.object).unwrap());
+        stream.push_str(&qualys_respond::yaml::to_string(&judged.object));
     }
     let mut words = binary.split_whitespace();
     let program = words.next().expect("the oracle variable names a program");

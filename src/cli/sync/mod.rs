@@ -172,7 +172,7 @@ impl Run<'_> {
             (Target::Output, _) | (_, None) => {
                 if args.output_dir.is_none() {
                     let text = match args.output {
-                        Format::Yaml => output::yaml_stream(&objects).context("cannot render YAML")?,
+                        Format::Yaml => output::yaml_stream(&objects),
                         Format::Json => output::json_list(&objects),
                     };
                     print_stdout(&text).context("cannot write to stdout")?;
