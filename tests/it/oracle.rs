@@ -372,3 +372,32 @@ fn an_override_only_a_macro_gives_is_not_said_to_load_on_arm64() {
     assert!(kernel[0].message.contains("on arm64 too"), "{}", kernel[0]);
     assert!(!kernel[0].message.contains("and on arm64"), "{}", kernel[0]);
 }
+
+#[test]
+fn the_kprobe_multi_option_is_read_as_tetragon_reads_it() {
+    let with_options = |options: Value| {
+        let policy = json!({"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicy", "metadata": {"name": "k"},
+            "spec": {"options": options, "kprobes": [{"call": "security_file_open", "syscall": false,
+                "args": [{"index": 0, "type": "file"}],
+                "selectors": [{"matchActions": [{"action": "Override", "argError": -1}]}]}]}});
+        validate::validate(&policy, TetragonVersion::ALL)
+    };
+    let kernel_dependent =
+        |problems: &[validate::Problem]| problems.iter().any(|p| p.weight() == Weight::KernelDependent);
+    let refused_option = |problems: &[validate::Problem]| problems.iter().any(|p| p.rule == "loader/option");
+    for off in ["1", "t", "True", "TRUE"] {
+        let problems = with_options(json!([{"name": "disable-kprobe-multi", "value": off}]));
+        assert!(!kernel_dependent(&problems) && !refused_option(&problems), "{off}: {problems:?}");
+    }
+    let last_wins = with_options(json!([{"name": "disable-kprobe-multi", "value": "1"},
+        {"name": "disable-kprobe-multi", "value": "0"}]));
+    assert!(kernel_dependent(&last_wins), "the last option counts: {last_wins:?}");
+    let refused = with_options(json!([{"name": "disable-kprobe-multi", "value": "yes"}]));
+    assert!(
+        refused.iter().any(|p| p.rule == "loader/option"
+            && p.path == "spec.options[0].value"
+            && p.message.contains("Tetragon refuses the policy")
+            && p.weight() != Weight::KernelDependent),
+        "{refused:?}"
+    );
+}

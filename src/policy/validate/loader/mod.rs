@@ -38,9 +38,36 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     if enforcers > 1 {
         out.push(problem("spec.enforcers", "loader/enforcer", format!("{enforcers} enforcers; Tetragon allows one")));
     }
-    let kprobe_multi_off = array(spec, "options")
-        .iter()
-        .any(|o| text(o, "name") == "disable-kprobe-multi" && matches!(text(o, "value"), "1" | "true"));
+    // Tetragon sets the options it knows in order and refuses the policy
+    // on a value it cannot parse (`getSpecOptions` in
+    // `pkg/sensors/tracing/options.go`); names it does not know are
+    // ignored. The last `disable-kprobe-multi` counts.
+    let mut kprobe_multi_off = false;
+    for (i, option) in array(spec, "options").iter().enumerate() {
+        let name = text(option, "name");
+        let value = text(option, "value");
+        let takes = match name {
+            "disable-kprobe-multi" | "disable-uprobe-multi" => match go_bool(value) {
+                Some(off) => {
+                    if name == "disable-kprobe-multi" {
+                        kprobe_multi_off = off;
+                    }
+                    continue;
+                }
+                None => "1, t, T, true, TRUE, True, 0, f, F, false, FALSE or False",
+            },
+            "override-method" if matches!(value, "fmod-ret" | "override-return") => continue,
+            "override-method" => "fmod-ret or override-return",
+            "policy-mode" if matches!(value, "enforce" | "monitor") => continue,
+            "policy-mode" => "enforce or monitor",
+            _ => continue,
+        };
+        out.push(problem(
+            format!("spec.options[{i}].value"),
+            "loader/option",
+            format!("{name} takes {takes}, not {value:?}; Tetragon refuses the policy"),
+        ));
+    }
     // One policy holds one kind of hook (`PolicyHandler` in
     // `pkg/sensors/tracing/policyhandler_linux.go`).
     let sections: Vec<&str> = HOOKS.iter().copied().filter(|s| !array(spec, s).is_empty()).collect();
@@ -526,4 +553,13 @@ fn check_match_arg(matcher: &Value, at: &str, args: &Args<'_>, out: &mut Vec<Pro
         _ => {}
     }
     0
+}
+
+/// What Go's `strconv.ParseBool` makes of `text`.
+fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
 }
