@@ -9,6 +9,7 @@ use super::exit::Exit;
 use super::io::print_stdout;
 use crate::cluster::{Cluster, KubeArgs};
 use crate::status::{Row, rows};
+use crate::yaml;
 
 /// List the policies kubectl qualys-respond manages.
 ///
@@ -104,6 +105,18 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+/// The rows as the user asked for them; YAML keys in the order `kubectl
+/// get -o yaml` gives them (sorted), every string quoted where YAML 1.1
+/// readers (`yq`, PyYAML) would take it for something else.
+fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Table if rows.is_empty() => "No managed policies found.\n".to_string(),
+        Format::Table => table(rows),
+        Format::Yaml => yaml::to_string(&serde_json::to_value(rows).context("cannot render YAML")?),
+        Format::Json => serde_json::to_string_pretty(rows).context("cannot render JSON")? + "\n",
+    })
+}
+
 pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
     cluster::runtime()?.block_on(async {
         let cluster = Cluster::connect(&args.kube).await?;
@@ -118,13 +131,42 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
             }
             rows.retain(|r| args.names.contains(&r.name));
         }
-        let text = match args.output {
-            Format::Table if rows.is_empty() => "No managed policies found.\n".to_string(),
-            Format::Table => table(&rows),
-            Format::Yaml => serde_yaml::to_string(&rows).context("cannot render YAML")?,
-            Format::Json => serde_json::to_string_pretty(&rows).context("cannot render JSON")? + "\n",
-        };
-        print_stdout(&text).context("cannot write to stdout")?;
+        print_stdout(&render(&rows, args.output)?).context("cannot write to stdout")?;
         Ok(Exit::Ok)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn yaml_rows_read_back_as_the_json_rows_even_in_a_namespace_called_no() {
+        let row = Row {
+            name: "cdr-reverse-shell-shell-egress".into(),
+            kind: "TracingPolicyNamespaced".into(),
+            namespace: Some("no".into()),
+            source: "cdr".into(),
+            category: "REVERSE_SHELL".into(),
+            technique: "T1059.004".into(),
+            mode: "audit".into(),
+            mode_since: None,
+            created: "2026-12-04T17:00:00Z".into(),
+            indicators: vec!["on".into()],
+            finding_count: 1,
+            finding_ids: vec!["1_000".into()],
+            excluded_binaries: vec![],
+            excluded_namespaces: vec!["off".into()],
+            blocks: vec![],
+            history: json!([]),
+        };
+        let rows = [row];
+        let text = render(&rows, Format::Yaml).unwrap();
+        assert!(text.contains("namespace: 'no'"), "{text}");
+        let read: Value = serde_yaml::from_str(&text).unwrap();
+        let json: Value = serde_json::from_str(&render(&rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(read, json);
+    }
 }
