@@ -67,7 +67,7 @@ pub fn validate_with(object: &Value, versions: &[TetragonVersion], guardrails: &
         }
     }
     problems.extend(schema_problems);
-    loader::check(object, kind, &mut problems);
+    loader::check(object, kind, versions, &mut problems);
     safety::check(object, kind, guardrails, &mut problems);
     problems.sort();
     problems.dedup();

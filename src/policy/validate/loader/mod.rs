@@ -14,6 +14,7 @@ use operators::{
     ADDRESS_OPS, ArgClass, CAPPED_INT_OPS, FILE_TYPES, PORT_OPS, PRIV_PORT_OPS, is_address, is_number, is_port_or_range,
 };
 
+use super::crd::TetragonVersion;
 use super::problem::{Problem, problem};
 use crate::policy::Kind;
 use crate::policy::spec::{ENFORCING_ACTIONS, HOOKS, array, hooks, macro_map, text};
@@ -30,8 +31,8 @@ const MAX_SUBSTRINGS_PER_HOOK: usize = 100;
 /// make an unbounded list.
 const MAX_PROBLEMS: usize = 1000;
 
-/// Adds the loader problems of `object` to `out`.
-pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
+/// Adds the loader problems of `object` for the Tetragon `versions` to `out`.
+pub fn check(object: &Value, kind: Kind, versions: &[TetragonVersion], out: &mut Vec<Problem>) {
     check_metadata(object, kind, out);
     let spec = object.get("spec").unwrap_or(&Value::Null);
     let enforcers = array(spec, "enforcers").len();
@@ -41,7 +42,8 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
     // Tetragon sets the options it knows in order and refuses the policy
     // on a value it cannot parse (`getSpecOptions` in
     // `pkg/sensors/tracing/options.go`); names it does not know are
-    // ignored. The last `disable-kprobe-multi` counts.
+    // ignored (v1.7.0 does not know `sleepable-preload-size`). The last
+    // `disable-kprobe-multi` counts.
     let mut kprobe_multi_off = false;
     for (i, option) in array(spec, "options").iter().enumerate() {
         let name = text(option, "name");
@@ -60,12 +62,15 @@ pub fn check(object: &Value, kind: Kind, out: &mut Vec<Problem>) {
             "override-method" => "fmod-ret or override-return",
             "policy-mode" if matches!(value, "enforce" | "monitor") => continue,
             "policy-mode" => "enforce or monitor",
+            "sleepable-preload-size" if value.parse::<i64>().is_ok_and(|size| size > 0) => continue,
+            "sleepable-preload-size" if versions.contains(&TetragonVersion::Main) => "a positive whole number",
             _ => continue,
         };
+        let who = if name == "sleepable-preload-size" { "Tetragon main (after v1.7.0)" } else { "Tetragon" };
         out.push(problem(
             format!("spec.options[{i}].value"),
             "loader/option",
-            format!("{name} takes {takes}, not {value:?}; Tetragon refuses the policy"),
+            format!("{name} takes {takes}, not {value:?}; {who} refuses the policy"),
         ));
     }
     // One policy holds one kind of hook (`PolicyHandler` in
