@@ -48,16 +48,18 @@ fn fields_of(value: &Value) -> Result<Finding, Malformed> {
     let id = fields.text(&[Field::Uuid, Field::Id, Field::FindingId])?.ok_or_else(|| malformed("missing `uuid`"))?;
     let category =
         fields.text(&[Field::ThreatCategory, Field::Category])?.ok_or_else(|| malformed("missing `threatCategory`"))?;
-    let destination_ip = match fields.text(&[Field::DestinationIp, Field::DestinationIpUpper, Field::DstIp])? {
-        Some(ip) => {
-            Some(ip.parse::<IpAddr>().map_err(|_| malformed(format!("`destinationIp` {ip:?} is not an IP address")))?)
-        }
-        // `triggeredResource`/`affectedResource` often hold the suspicious
-        // address, but just as often a host name: use them only as an address.
-        None => fields
-            .text(&[Field::TriggeredResource, Field::AffectedResource])?
-            .and_then(|resource| resource.parse().ok()),
-    };
+    const DESTINATION_IP: &[Field] = &[Field::DestinationIp, Field::DestinationIpUpper, Field::DstIp];
+    let destination_ip =
+        match fields.text(DESTINATION_IP)? {
+            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+                malformed(format!("`{}` {ip:?} is not an IP address", fields.key_present(DESTINATION_IP)))
+            })?),
+            // `triggeredResource`/`affectedResource` often hold the suspicious
+            // address, but just as often a host name: use them only as an address.
+            None => fields
+                .text(&[Field::TriggeredResource, Field::AffectedResource])?
+                .and_then(|resource| resource.parse().ok()),
+        };
     let binary = fields.text(&[Field::ProcessPath, Field::ProcessName, Field::Process])?;
     let arguments = match fields.text(&[Field::ProcessArgs, Field::CommandLine, Field::CmdLine])? {
         Some(line) => line.split_whitespace().map(str::to_string).collect(),
@@ -192,6 +194,11 @@ impl<'a> Fields<'a> {
         fields.iter().find_map(|&field| self.0[field as usize].filter(|v| !v.is_null()).map(|v| (field.name(), v)))
     }
 
+    /// The first of `fields` the record has (null or not), for messages.
+    fn key_present(&self, fields: &[Field]) -> &'static str {
+        fields.iter().copied().find(|f| self.0[*f as usize].is_some()).unwrap_or(fields[0]).name()
+    }
+
     /// A non-empty string (numbers are accepted and written out).
     fn text(&self, fields: &[Field]) -> Result<Option<String>, Malformed> {
         match self.get(fields) {
@@ -207,8 +214,7 @@ impl<'a> Fields<'a> {
     fn name(&self, fields: &[Field], valid: fn(&str) -> bool, what: &str) -> Result<Option<String>, Malformed> {
         match self.text(fields)? {
             Some(name) if !valid(&name) => {
-                let field = fields.iter().copied().find(|f| self.0[*f as usize].is_some()).unwrap_or(fields[0]);
-                Err(malformed(format!("`{}` {:?} is not {what}", field.name(), clip(&name))))
+                Err(malformed(format!("`{}` {:?} is not {what}", self.key_present(fields), clip(&name))))
             }
             other => Ok(other),
         }
@@ -253,7 +259,8 @@ impl<'a> Fields<'a> {
     }
 
     fn port(&self) -> Result<Option<u16>, Malformed> {
-        let raw = match self.get(&[Field::DestinationPort, Field::DstPort]) {
+        const PORT: &[Field] = &[Field::DestinationPort, Field::DstPort];
+        let raw = match self.get(PORT) {
             None => return Ok(None),
             Some((_, Value::Number(n))) => n.to_string(),
             Some((_, Value::String(s))) if s.trim().is_empty() => return Ok(None),
@@ -264,7 +271,7 @@ impl<'a> Fields<'a> {
         };
         match raw.parse::<u16>() {
             Ok(port) if port > 0 => Ok(Some(port)),
-            _ => Err(malformed(format!("`destinationPort` {raw} is not a port (1-65535)"))),
+            _ => Err(malformed(format!("`{}` {raw} is not a port (1-65535)", self.key_present(PORT)))),
         }
     }
 
@@ -371,6 +378,10 @@ mod tests {
         assert!(error.starts_with("`podName` "), "{error}");
         let error = to_finding(&json!({"uuid": "a", "threatCategory": "X", "pod": null, "podName": "Web 1"}));
         assert!(error.unwrap_err().0.starts_with("`pod` "), "the first key present is named, as before");
+        let error = to_finding(&json!({"uuid": "a", "threatCategory": "X", "dstIp": "10.0.0"})).unwrap_err().0;
+        assert!(error.starts_with("`dstIp` \"10.0.0\" is not"), "{error}");
+        let error = to_finding(&json!({"uuid": "a", "threatCategory": "X", "dstPort": "0"})).unwrap_err().0;
+        assert_eq!(error, "`dstPort` 0 is not a port (1-65535)");
     }
 
     #[test]
