@@ -17,6 +17,8 @@ mod json;
 mod net;
 mod rules;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod arena;
 #[cfg(target_arch = "wasm32")]
 mod component;
 
