@@ -8,6 +8,7 @@ use similar::TextDiff;
 use super::connect::Cluster;
 use super::error::ClusterError;
 use crate::reconcile::Change;
+use crate::yaml;
 
 /// Metadata the server owns; shown in neither side.
 const SERVER_FIELDS: &[&str] =
@@ -26,8 +27,9 @@ fn comparable(object: &Value) -> Value {
     object
 }
 
-fn yaml(object: Option<&Value>) -> String {
-    object.map(|o| serde_yaml::to_string(&comparable(o)).unwrap_or_default()).unwrap_or_default()
+/// `object` as the YAML `sync` prints, so a diff reads like the policies it shows.
+fn as_yaml(object: Option<&Value>) -> String {
+    object.map(|o| yaml::to_string(&comparable(o))).unwrap_or_default()
 }
 
 /// The unified diffs of `changes`, one per changed object; empty when none changes.
@@ -38,9 +40,9 @@ pub async fn render(cluster: &Cluster, changes: &[Change]) -> Result<String, Clu
             Change::Apply { desired, existing } => {
                 let body = super::apply::guarded(cluster, desired, existing.as_ref()).await?;
                 let wanted = cluster.apply(&body, true).await?;
-                (yaml(existing.as_ref()), yaml(Some(&wanted)))
+                (as_yaml(existing.as_ref()), as_yaml(Some(&wanted)))
             }
-            Change::Delete { existing, .. } => (yaml(Some(existing)), String::new()),
+            Change::Delete { existing, .. } => (as_yaml(Some(existing)), String::new()),
         };
         if live == wanted {
             continue;

@@ -48,7 +48,7 @@ pub fn check(object: &Value, kind: Kind, versions: &[TetragonVersion], out: &mut
     for (i, option) in array(spec, "options").iter().enumerate() {
         let name = text(option, "name");
         let value = text(option, "value");
-        let takes = match name {
+        let (takes, who) = match name {
             "disable-kprobe-multi" | "disable-uprobe-multi" => match go_bool(value) {
                 Some(off) => {
                     if name == "disable-kprobe-multi" {
@@ -56,17 +56,18 @@ pub fn check(object: &Value, kind: Kind, versions: &[TetragonVersion], out: &mut
                     }
                     continue;
                 }
-                None => "1, t, T, true, TRUE, True, 0, f, F, false, FALSE or False",
+                None => ("1, t, T, true, TRUE, True, 0, f, F, false, FALSE or False", "Tetragon"),
             },
             "override-method" if matches!(value, "fmod-ret" | "override-return") => continue,
-            "override-method" => "fmod-ret or override-return",
+            "override-method" => ("fmod-ret or override-return", "Tetragon"),
             "policy-mode" if matches!(value, "enforce" | "monitor") => continue,
-            "policy-mode" => "enforce or monitor",
+            "policy-mode" => ("enforce or monitor", "Tetragon"),
             "sleepable-preload-size" if value.parse::<i64>().is_ok_and(|size| size > 0) => continue,
-            "sleepable-preload-size" if versions.contains(&TetragonVersion::Main) => "a positive whole number",
+            "sleepable-preload-size" if versions.contains(&TetragonVersion::Main) => {
+                ("a positive whole number", "Tetragon main (after v1.7.0)")
+            }
             _ => continue,
         };
-        let who = if name == "sleepable-preload-size" { "Tetragon main (after v1.7.0)" } else { "Tetragon" };
         out.push(problem(
             format!("spec.options[{i}].value"),
             "loader/option",
