@@ -5,7 +5,7 @@ mod category;
 mod raw;
 mod scope;
 
-pub use category::{category_key, is_key_of};
+pub use category::{category_key, key_matcher};
 pub use raw::Raw;
 pub use scope::{ClusterScope, OutOfScope};
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::bindings::qualys::respond::types as wit;
 use super::engine::Limits;
-use crate::finding::{Finding, Process, Severity, category_key, is_key_of};
+use crate::finding::{Finding, Process, Severity, category_key, key_matcher};
 use crate::names::is_dns_label;
 use crate::recent::Recent;
 
@@ -168,7 +168,8 @@ impl CategoryReads {
     /// What is read of a finding of `category` (any spelling of it), or
     /// `None` when the component named no fields for it.
     pub fn of(&self, category: &str) -> Option<Reads> {
-        self.0.iter().find(|(key, _)| is_key_of(key, category)).map(|(_, reads)| *reads)
+        let is_key = key_matcher(category);
+        self.0.iter().find(|(key, _)| is_key(key)).map(|(_, reads)| *reads)
     }
 }
 
