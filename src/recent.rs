@@ -1,10 +1,10 @@
 //! A bounded map that keeps what was used recently: two generations of at
 //! most `capacity` entries each. A hit in the older generation moves the
-//! entry to the newer one; when the newer one is full, the older is dropped
-//! and the newer takes its place (in the older one's table, so that the two
-//! tables are allocated once, not at every turn). Lookups stay O(1) and
-//! memory stays bounded however many distinct keys a run meets, without the
-//! bookkeeping of an LRU.
+//! entry to the newer one; when the newer one is full, it becomes the older
+//! one, and the older one is emptied to become the newer: its table is kept,
+//! so the two tables are allocated once, not at every turn. Lookups stay
+//! O(1) and memory stays bounded however many distinct keys a run meets,
+//! without the bookkeeping of an LRU.
 //!
 //! Keys are attacker-influenced (they come from findings). The hasher is
 //! foldhash, seeded per process and per map from address-space and stack
@@ -60,8 +60,7 @@ impl<K: Hash + Eq, V> Recent<K, V> {
     /// Keeps `value` under `key`.
     pub fn insert(&mut self, key: K, value: V) {
         if self.newer.len() >= self.capacity && !self.newer.contains_key(&key) {
-            // The older generation's table is emptied and reused as the
-            // newer one: once both have grown, a run allocates no tables.
+            // Once both tables have grown, a turn allocates nothing.
             std::mem::swap(&mut self.newer, &mut self.older);
             self.newer.clear();
         }
